@@ -1,0 +1,114 @@
+//! `pods/log`: the apiserver finds the pod's node and streams the container
+//! log from that node's agent, as upstream proxies to the kubelet.
+//!
+//! The node agent is reached at the node's `InternalIP` and
+//! `daemonEndpoints.kubeletEndpoint.Port`, with the cluster's node token.
+//! Only loopback addresses are proxied to: this build runs every node on the
+//! apiserver's own machine, and refusing other addresses keeps a Node object
+//! from turning the apiserver into a client of arbitrary hosts.
+
+use std::net::IpAddr;
+
+use axum::body::Body;
+use axum::response::Response;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+
+use super::ApiState;
+use super::errors::{ApiError, ApiResult};
+use super::handlers::{Call, Target, stream_response};
+use crate::store::Key;
+
+const PASSED_THROUGH: &[&str] =
+    &["follow", "previous", "tailLines", "sinceSeconds", "sinceTime", "timestamps", "limitBytes"];
+
+pub async fn pod_log(state: &ApiState, call: &Call, target: &Target, name: &str) -> ApiResult<Response> {
+    let namespace = target.namespace.clone().unwrap_or_default();
+    let pod = state
+        .store
+        .get(&Key::new("pods", &namespace, name))
+        .ok_or_else(|| ApiError::NotFound {
+            resource: "pods".into(),
+            name: name.into(),
+            group: String::new(),
+            kind: "pods".into(),
+        })?;
+    let containers: Vec<String> = pod.object["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str().map(str::to_owned))
+        .collect();
+    let container = match call.param("container").filter(|c| !c.is_empty()) {
+        Some(c) if containers.iter().any(|x| x == c) => c.to_owned(),
+        Some(c) => {
+            return Err(ApiError::BadRequest(format!(
+                "container {c} is not valid for pod {name}"
+            )));
+        }
+        None if containers.len() == 1 => containers[0].clone(),
+        None => {
+            return Err(ApiError::BadRequest(format!(
+                "a container name must be specified for pod {name}, choose one of: [{}]",
+                containers.join(" ")
+            )));
+        }
+    };
+    let node = pod.object["spec"]["nodeName"].as_str().unwrap_or("").to_owned();
+    if node.is_empty() {
+        return Err(ApiError::BadRequest(format!("pod {name} does not have a host assigned")));
+    }
+    let node_record = state.store.get(&Key::new("nodes", "", &node)).ok_or_else(|| {
+        ApiError::BadRequest(format!("node {node} of pod {name} is not registered"))
+    })?;
+    let status = &node_record.object["status"];
+    let address = status["addresses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["type"] == "InternalIP")
+        .and_then(|a| a["address"].as_str())
+        .and_then(|a| a.parse::<IpAddr>().ok())
+        .ok_or_else(|| ApiError::BadRequest(format!("node {node} has no InternalIP address")))?;
+    if !address.is_loopback() {
+        return Err(ApiError::BadRequest(format!(
+            "node {node} has address {address}: only loopback node agents are reachable"
+        )));
+    }
+    let port = status["daemonEndpoints"]["kubeletEndpoint"]["Port"].as_u64().unwrap_or(10250);
+
+    let mut query = Vec::new();
+    for key in PASSED_THROUGH {
+        if let Some(value) = call.param(key) {
+            query.push((key.to_string(), value.to_owned()));
+        }
+    }
+    let query = serde_urlencoded::to_string(&query).unwrap_or_default();
+    let host = match address {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        IpAddr::V4(v4) => v4.to_string(),
+    };
+    let uri = format!("http://{host}:{port}/containerLogs/{namespace}/{name}/{container}?{query}");
+    let request = Request::get(&uri)
+        .header(http::header::AUTHORIZATION, format!("Bearer {}", state.node_token))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let response = state.node_client.request(request).await.map_err(|e| {
+        ApiError::ServiceUnavailable(format!("cannot reach the node agent of {node}: {e}"))
+    })?;
+    let code = response.status();
+    if code == StatusCode::OK {
+        return Ok(stream_response("text/plain", Body::new(response.into_body())));
+    }
+    let text = response
+        .into_body()
+        .collect()
+        .await
+        .map(|b| String::from_utf8_lossy(&b.to_bytes()).trim().to_owned())
+        .unwrap_or_default();
+    Err(match code {
+        StatusCode::NOT_FOUND => ApiError::BadRequest(text),
+        StatusCode::BAD_REQUEST => ApiError::BadRequest(text),
+        _ => ApiError::Internal(format!("node agent answered {code}: {text}")),
+    })
+}

@@ -1,0 +1,81 @@
+//! Recording core/v1 Events about objects, as `kubectl describe` shows them.
+
+use crate::api::{Event, EventSource, MicroTime, ObjectMeta, ObjectReference, Resource, Time};
+
+use super::Client;
+
+/// Records Events on behalf of one component. Failures are logged, never
+/// returned: an event is a courtesy to the user, not part of the work.
+#[derive(Clone)]
+pub struct EventRecorder {
+    client: Client,
+    component: String,
+    host: Option<String>,
+}
+
+impl EventRecorder {
+    pub fn new(client: Client, component: &str, host: Option<&str>) -> EventRecorder {
+        EventRecorder { client, component: component.into(), host: host.map(str::to_owned) }
+    }
+
+    /// Records one event about `object`. `kind` is "Normal" or "Warning".
+    pub async fn record<T: Resource>(&self, object: &T, kind: &str, reason: &str, message: &str) {
+        self.record_ref(reference(object), kind, reason, message).await
+    }
+
+    /// Records one event about the object `involved` refers to.
+    pub async fn record_ref(
+        &self,
+        involved: ObjectReference,
+        kind: &str,
+        reason: &str,
+        message: &str,
+    ) {
+        let namespace = match involved.namespace.as_deref() {
+            Some(ns) if !ns.is_empty() => ns.to_owned(),
+            _ => "default".to_owned(),
+        };
+        let now = Time::now();
+        let event = Event {
+            api_version: "v1".into(),
+            kind: "Event".into(),
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{}.", involved.name.as_deref().unwrap_or("event"))),
+                namespace: Some(namespace),
+                ..Default::default()
+            },
+            involved_object: involved,
+            reason: Some(reason.into()),
+            message: Some(message.into()),
+            type_: Some(kind.into()),
+            count: Some(1),
+            first_timestamp: Some(now),
+            last_timestamp: Some(now),
+            event_time: None::<MicroTime>,
+            source: Some(EventSource {
+                component: Some(self.component.clone()),
+                host: self.host.clone(),
+            }),
+            reporting_component: Some(self.component.clone()),
+            reporting_instance: Some(self.host.clone().unwrap_or_else(|| self.component.clone())),
+            ..Default::default()
+        };
+        if let Err(error) = self.client.create(&event).await {
+            tracing::debug!(%error, reason, "recording an event failed");
+        }
+    }
+}
+
+/// A reference to an object, as events and bindings carry it.
+pub fn reference<T: Resource>(object: &T) -> ObjectReference {
+    let meta = object.meta();
+    ObjectReference {
+        api_version: Some(T::API_VERSION.into()),
+        kind: Some(T::KIND.into()),
+        namespace: meta.namespace.clone(),
+        name: meta.name.clone(),
+        uid: meta.uid.clone(),
+        resource_version: meta.resource_version.clone(),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,968 @@
+//! Pod workers: one task per pod uid that makes the runtime match the pod.
+//!
+//! A worker syncs when its pod changes and every second: it keeps the pod
+//! sandbox running (a new sandbox, and fresh containers, when it died),
+//! starts missing containers in spec order, restarts exited ones as the
+//! restart policy says with crash-loop back-off (the first restart is
+//! immediate), keeps the latest exited instance of each container for
+//! `lastState` and `--previous` logs, and reports the pod's status when it
+//! changed. Told to stop, it stops the containers with the grace period,
+//! removes them and, for an API pod being deleted, finishes the deletion.
+//! A worker never gives up: runtime and API errors are logged and retried
+//! on the next sync.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+
+use super::backoff::Backoff;
+use super::manifests::is_static_pod;
+use super::runtime::{
+    ContainerInfo, ContainerSpec, LOCAL_IMAGE_PREFIX, PodRef, PullPolicy, Runtime, RuntimeState,
+    SANDBOX_NAME, SandboxSpec,
+};
+use super::status::{self, StatusInput, Waiting, instances};
+use crate::api::{Container, DeleteOptions, Pod, PodStatus, Preconditions, Time};
+use crate::client::{Client, EventRecorder};
+
+/// How often a worker syncs without being told to.
+pub(crate) const RESYNC: Duration = Duration::from_secs(1);
+
+/// What every worker of one kubelet shares.
+pub struct NodeContext {
+    pub node: String,
+    /// The node's address: `hostIP`, and `podIP` of host-network pods.
+    pub host_ip: String,
+    pub pause_image: String,
+    /// Where emptyDir volumes live: `<root_dir>/pods/<uid>/volumes/<name>`.
+    pub root_dir: PathBuf,
+    pub runtime: Arc<dyn Runtime>,
+    pub client: Option<Client>,
+    pub recorder: Option<EventRecorder>,
+}
+
+/// What the kubelet wants of a pod.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Desired {
+    /// Keep it running.
+    Run(Pod),
+    /// Stop its containers within `grace` and remove them; then, when
+    /// `finish_api_delete`, delete the pod from the API for good.
+    Stop { pod: Pod, grace: Duration, finish_api_delete: bool },
+}
+
+impl Desired {
+    pub fn pod(&self) -> &Pod {
+        match self {
+            Desired::Run(pod) | Desired::Stop { pod, .. } => pod,
+        }
+    }
+}
+
+/// The grace period of a pod being stopped: the deletion's, else the
+/// spec's, else 30 s.
+pub fn grace_period(pod: &Pod) -> Duration {
+    let seconds = pod
+        .metadata
+        .deletion_grace_period_seconds
+        .or_else(|| pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+        .unwrap_or(30);
+    Duration::from_secs(seconds.max(0) as u64)
+}
+
+/// The state of one pod's worker.
+pub struct PodWorker {
+    ctx: Arc<NodeContext>,
+    uid: String,
+    desired: watch::Receiver<Desired>,
+    /// Crash-loop back-off per container name.
+    restarts: Backoff,
+    /// Image pull back-off per container name.
+    pulls: Backoff,
+    /// When each container's last image pull failed.
+    pull_failed_at: HashMap<String, chrono::DateTime<Utc>>,
+    /// Why containers are held back, by container name.
+    waiting: HashMap<String, Waiting>,
+    /// Warning and back-off events already recorded, so each is recorded once
+    /// per occurrence rather than every second.
+    recorded: HashSet<String>,
+    /// The sandbox whose IP was last read, and that IP.
+    sandbox_ip: Option<(String, Option<String>)>,
+    /// The status last computed: the base of the next one.
+    status: Option<PodStatus>,
+    /// The status last written to the API.
+    reported: Option<PodStatus>,
+}
+
+impl PodWorker {
+    pub fn new(ctx: Arc<NodeContext>, uid: String, desired: watch::Receiver<Desired>) -> Self {
+        let initial = desired.borrow().pod().status.clone();
+        let from_api = !is_static_pod(desired.borrow().pod());
+        PodWorker {
+            ctx,
+            uid,
+            desired,
+            restarts: Backoff::default(),
+            pulls: Backoff::default(),
+            pull_failed_at: HashMap::new(),
+            waiting: HashMap::new(),
+            recorded: HashSet::new(),
+            sandbox_ip: None,
+            status: if from_api { initial.clone() } else { None },
+            reported: if from_api { initial } else { None },
+        }
+    }
+
+    /// Syncs until the pod is stopped for good, then reports its uid on
+    /// `done`.
+    pub async fn run(mut self, done: mpsc::UnboundedSender<String>) {
+        loop {
+            let desired = self.desired.borrow_and_update().clone();
+            match desired {
+                Desired::Run(pod) => self.sync(&pod).await,
+                Desired::Stop { pod, grace, finish_api_delete } => {
+                    let stopped = self.terminate(&pod, grace, finish_api_delete).await;
+                    let still_stop = matches!(*self.desired.borrow(), Desired::Stop { .. });
+                    if stopped && still_stop {
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                changed = self.desired.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(RESYNC) => {}
+            }
+        }
+        let _ = done.send(self.uid);
+    }
+
+    /// One pass of making the runtime match a pod that should run.
+    pub async fn sync(&mut self, pod: &Pod) {
+        let runtime = self.ctx.runtime.clone();
+        let containers = match runtime.list_containers(Some(self.uid.clone())).await {
+            Ok(containers) => containers,
+            Err(error) => {
+                tracing::warn!(uid = %self.uid, %error, "listing the pod's containers failed");
+                return;
+            }
+        };
+        let spec = pod.spec.clone().unwrap_or_default();
+
+        if self.status.as_ref().is_some_and(status::is_terminal) {
+            // A finished pod keeps its containers for logs, but not its sandbox.
+            for sandbox in containers.iter().filter(|c| c.is_sandbox() && c.state.is_running()) {
+                let _ = runtime.stop_container(sandbox.id.clone(), Duration::ZERO).await;
+            }
+            self.report(pod, &containers, false).await;
+            return;
+        }
+
+        let Some(sandbox_id) = self.ensure_sandbox(pod, &containers).await else {
+            let containers = runtime.list_containers(Some(self.uid.clone())).await;
+            self.report(pod, &containers.unwrap_or_default(), false).await;
+            return;
+        };
+        // The sandbox may be new: read the containers again.
+        let containers = match runtime.list_containers(Some(self.uid.clone())).await {
+            Ok(containers) => containers,
+            Err(_) => containers,
+        };
+
+        let restart_policy = spec.restart_policy.as_deref().unwrap_or("Always").to_owned();
+        for container in &spec.containers {
+            self.sync_container(pod, container, &sandbox_id, &containers, &restart_policy).await;
+        }
+
+        // Containers no longer in the spec go.
+        let names: HashSet<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
+        for stray in containers
+            .iter()
+            .filter(|c| !c.is_sandbox() && !names.contains(c.container_name.as_str()))
+        {
+            let _ = runtime.stop_container(stray.id.clone(), grace_period(pod)).await;
+            let _ = runtime.remove_container(stray.id.clone()).await;
+        }
+
+        let containers = runtime.list_containers(Some(self.uid.clone())).await;
+        self.report(pod, &containers.unwrap_or_default(), true).await;
+    }
+
+    /// Returns the id of the pod's running sandbox, creating one when there
+    /// is none; `None` when it cannot run now.
+    async fn ensure_sandbox(&mut self, pod: &Pod, containers: &[ContainerInfo]) -> Option<String> {
+        let runtime = self.ctx.runtime.clone();
+        let sandboxes = instances(containers, SANDBOX_NAME);
+        if let Some(running) = sandboxes.iter().find(|s| s.state.is_running()) {
+            return Some(running.id.clone());
+        }
+        let spec = pod.spec.clone().unwrap_or_default();
+        let ran_before = containers.iter().any(|c| !c.is_sandbox());
+        if !sandboxes.is_empty()
+            && ran_before
+            && spec.restart_policy.as_deref() == Some("Never")
+        {
+            // Upstream does not give a Never pod a second sandbox.
+            return None;
+        }
+
+        // The sandbox died: its containers lost their namespaces.
+        if !sandboxes.is_empty() {
+            self.event(pod, "Normal", "SandboxChanged",
+                "Pod sandbox changed, it will be killed and re-created.").await;
+            for c in containers.iter().filter(|c| !c.is_sandbox() && c.state.is_running()) {
+                self.event(pod, "Normal", "Killing",
+                    &format!("Stopping container {}", c.container_name)).await;
+                let _ = runtime.stop_container(c.id.clone(), grace_period(pod)).await;
+            }
+            for old in &sandboxes {
+                let _ = runtime.remove_container(old.id.clone()).await;
+            }
+        }
+        let attempt = sandboxes.first().map(|s| s.restart_count + 1).unwrap_or(0);
+
+        let image = self.ctx.pause_image.clone();
+        let prepared = match runtime.image_present(image.clone()).await {
+            Ok(true) => Ok(()),
+            Ok(false) => runtime.pull_image(image.clone()).await,
+            Err(e) => Err(e),
+        };
+        let created = match prepared {
+            Ok(()) => runtime.run_sandbox(self.sandbox_spec(pod, attempt)).await,
+            Err(e) => Err(e),
+        };
+        match created {
+            Ok(id) => {
+                self.recorded.retain(|key| !key.starts_with("sandbox/"));
+                self.sandbox_ip = None;
+                Some(id)
+            }
+            Err(error) => {
+                let message = format!("Failed to create pod sandbox: {error}");
+                tracing::warn!(uid = %self.uid, %error, "creating the pod sandbox failed");
+                self.warn_once(pod, "sandbox/", "FailedCreatePodSandBox", &message).await;
+                None
+            }
+        }
+    }
+
+    fn sandbox_spec(&self, pod: &Pod, attempt: u32) -> SandboxSpec {
+        let spec = pod.spec.clone().unwrap_or_default();
+        SandboxSpec {
+            pod: pod_ref(pod),
+            image: self.ctx.pause_image.clone(),
+            host_network: spec.host_network.unwrap_or(false),
+            hostname: spec.hostname.clone().unwrap_or_else(|| pod.name().to_owned()),
+            attempt,
+        }
+    }
+
+    async fn sync_container(
+        &mut self,
+        pod: &Pod,
+        container: &Container,
+        sandbox_id: &str,
+        containers: &[ContainerInfo],
+        restart_policy: &str,
+    ) {
+        let runtime = self.ctx.runtime.clone();
+        let name = container.name.as_str();
+        let found = instances(containers, name);
+
+        // Keep the current instance and the one before it; older ones go.
+        for old in found.iter().skip(2).filter(|c| !c.state.is_running()) {
+            let _ = runtime.remove_container(old.id.clone()).await;
+        }
+
+        let now = Utc::now();
+        let restart_count = match found.first() {
+            None => 0,
+            Some(current) => match &current.state {
+                RuntimeState::Running { .. } => {
+                    self.waiting.remove(name);
+                    return;
+                }
+                RuntimeState::Exited { exit_code, finished_at, .. } => {
+                    let restart = match restart_policy {
+                        "Never" => false,
+                        "OnFailure" => *exit_code != 0,
+                        _ => true,
+                    };
+                    if !restart {
+                        self.waiting.remove(name);
+                        return;
+                    }
+                    let failed_at = finished_at.unwrap_or(now);
+                    if let Some(remaining) = self.restarts.remaining(name, failed_at, now) {
+                        let delay = self.restarts.delay(name).as_secs();
+                        let message = format!(
+                            "back-off {delay}s restarting failed container={name} pod={}_{}({})",
+                            pod.name(),
+                            pod.namespace(),
+                            self.uid
+                        );
+                        tracing::debug!(uid = %self.uid, container = name,
+                            remaining_ms = remaining.as_millis() as u64, "in crash-loop back-off");
+                        self.waiting.insert(
+                            name.to_owned(),
+                            Waiting { reason: "CrashLoopBackOff".into(), message },
+                        );
+                        let event = format!(
+                            "Back-off restarting failed container {name} in pod {}_{}({})",
+                            pod.name(),
+                            pod.namespace(),
+                            self.uid
+                        );
+                        let key = format!("backoff/{}", current.id);
+                        self.warn_once(pod, &key, "BackOff", &event).await;
+                        return;
+                    }
+                    self.restarts.next(name, now);
+                    current.restart_count + 1
+                }
+                RuntimeState::Created | RuntimeState::Unknown => {
+                    // Created but never started: start over with a fresh one.
+                    let _ = runtime.remove_container(current.id.clone()).await;
+                    current.restart_count
+                }
+            },
+        };
+        self.start_container(pod, container, sandbox_id, restart_count).await;
+    }
+
+    /// Pulls the image as the policy says, then creates and starts one
+    /// instance of `container`.
+    async fn start_container(
+        &mut self,
+        pod: &Pod,
+        container: &Container,
+        sandbox_id: &str,
+        restart_count: u32,
+    ) {
+        let runtime = self.ctx.runtime.clone();
+        let name = container.name.clone();
+        let image = container.image.clone().unwrap_or_default();
+        let now = Utc::now();
+
+        if let Some(&failed_at) = self.pull_failed_at.get(&name)
+            && self.pulls.remaining(&name, failed_at, now).is_some()
+        {
+            let message = format!("Back-off pulling image {image:?}");
+            self.waiting.insert(
+                name.clone(),
+                Waiting { reason: "ImagePullBackOff".into(), message: message.clone() },
+            );
+            let key = format!("pullbackoff/{name}/{}", failed_at.timestamp());
+            self.record_once(pod, &key, "Normal", "BackOff", &message).await;
+            return;
+        }
+
+        let policy = PullPolicy::for_container(container.image_pull_policy.as_deref(), &image);
+        let present = match runtime.image_present(image.clone()).await {
+            Ok(present) => present,
+            Err(error) => {
+                tracing::warn!(uid = %self.uid, %error, image, "inspecting an image failed");
+                return;
+            }
+        };
+        let pull = match policy {
+            _ if present && image.starts_with(LOCAL_IMAGE_PREFIX) => false,
+            PullPolicy::Always => true,
+            PullPolicy::IfNotPresent => !present,
+            PullPolicy::Never => {
+                if !present {
+                    let message = format!(
+                        "Container image {image:?} is not present with pull policy of Never"
+                    );
+                    self.waiting.insert(
+                        name.clone(),
+                        Waiting { reason: "ErrImageNeverPull".into(), message: message.clone() },
+                    );
+                    let key = format!("neverpull/{name}");
+                    self.warn_once(pod, &key, "ErrImageNeverPull", &message).await;
+                    return;
+                }
+                false
+            }
+        };
+        if pull {
+            self.event(pod, "Normal", "Pulling", &format!("Pulling image {image:?}")).await;
+            if let Err(error) = runtime.pull_image(image.clone()).await {
+                tracing::warn!(uid = %self.uid, container = %name, %error, "pulling an image failed");
+                self.pull_failed_at.insert(name.clone(), now);
+                self.pulls.next(&name, now);
+                let message = error.to_string();
+                self.waiting.insert(
+                    name.clone(),
+                    Waiting { reason: "ErrImagePull".into(), message: message.clone() },
+                );
+                self.event(pod, "Warning", "Failed",
+                    &format!("Failed to pull image {image:?}: {message}")).await;
+                return;
+            }
+            self.pull_failed_at.remove(&name);
+            self.pulls.reset(&name);
+            self.event(pod, "Normal", "Pulled", &format!("Successfully pulled image {image:?}"))
+                .await;
+        } else {
+            let message = format!("Container image {image:?} already present on machine");
+            self.event(pod, "Normal", "Pulled", &message).await;
+        }
+
+        let spec = container_spec(pod, container, sandbox_id, restart_count, &self.ctx.root_dir);
+        for dir in empty_dirs(pod, &self.ctx.root_dir) {
+            if let Err(error) = std::fs::create_dir_all(&dir) {
+                tracing::warn!(uid = %self.uid, path = %dir.display(), %error,
+                    "creating an emptyDir volume failed");
+            }
+        }
+        match runtime.run_container(spec).await {
+            Ok(id) => {
+                tracing::debug!(uid = %self.uid, container = %name, container_id = %id,
+                    "container started");
+                self.waiting.remove(&name);
+                self.event(pod, "Normal", "Created", &format!("Created container {name}")).await;
+                self.event(pod, "Normal", "Started", &format!("Started container {name}")).await;
+            }
+            Err(error) => {
+                tracing::warn!(uid = %self.uid, container = %name, %error,
+                    "starting a container failed");
+                let message = error.to_string();
+                self.waiting.insert(
+                    name.clone(),
+                    Waiting { reason: "CreateContainerError".into(), message: message.clone() },
+                );
+                let key = format!("create/{name}/{message}");
+                self.warn_once(pod, &key, "Failed", &format!("Error: {message}")).await;
+            }
+        }
+    }
+
+    /// Stops and removes the pod's containers; then finishes an API
+    /// deletion. Returns whether all of it is done.
+    pub async fn terminate(&mut self, pod: &Pod, grace: Duration, finish_api_delete: bool) -> bool {
+        let runtime = self.ctx.runtime.clone();
+        let containers = match runtime.list_containers(Some(self.uid.clone())).await {
+            Ok(containers) => containers,
+            Err(error) => {
+                tracing::warn!(uid = %self.uid, %error, "listing the pod's containers failed");
+                return false;
+            }
+        };
+
+        let mut stops = Vec::new();
+        for c in containers.iter().filter(|c| !c.is_sandbox() && c.state.is_running()) {
+            self.event(pod, "Normal", "Killing", &format!("Stopping container {}", c.container_name))
+                .await;
+            stops.push(runtime.stop_container(c.id.clone(), grace));
+        }
+        let mut ok = true;
+        for result in futures::future::join_all(stops).await {
+            if let Err(error) = result {
+                tracing::warn!(uid = %self.uid, %error, "stopping a container failed");
+                ok = false;
+            }
+        }
+        for sandbox in containers.iter().filter(|c| c.is_sandbox() && c.state.is_running()) {
+            let _ = runtime.stop_container(sandbox.id.clone(), Duration::ZERO).await;
+        }
+        for c in &containers {
+            if let Err(error) = runtime.remove_container(c.id.clone()).await {
+                tracing::warn!(uid = %self.uid, container_id = %c.id, %error,
+                    "removing a container failed");
+                ok = false;
+            }
+        }
+        if !ok {
+            return false;
+        }
+        let pod_dir = self.ctx.root_dir.join("pods").join(&self.uid);
+        if pod_dir.exists() {
+            let _ = std::fs::remove_dir_all(&pod_dir);
+        }
+
+        if finish_api_delete && let Some(client) = &self.ctx.client {
+            let options = DeleteOptions {
+                grace_period_seconds: Some(0),
+                preconditions: Some(Preconditions {
+                    uid: Some(self.uid.clone()),
+                    resource_version: None,
+                }),
+                ..Default::default()
+            };
+            match client.delete::<Pod>(pod.namespace(), pod.name(), &options).await {
+                Ok(_) => {}
+                Err(e) if e.is_not_found() || e.is_conflict() => {}
+                Err(error) => {
+                    tracing::warn!(namespace = pod.namespace(), name = pod.name(), %error,
+                        "finishing the pod's deletion failed");
+                    return false;
+                }
+            }
+        }
+        tracing::info!(namespace = pod.namespace(), name = pod.name(), uid = %self.uid,
+            "pod stopped");
+        true
+    }
+
+    /// Computes the status and writes it to the API when it changed.
+    async fn report(&mut self, pod: &Pod, containers: &[ContainerInfo], sandbox_ok: bool) {
+        let host_network = pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false);
+        let sandbox = instances(containers, SANDBOX_NAME)
+            .into_iter()
+            .find(|s| s.state.is_running())
+            .map(|s| s.id.clone());
+        let mut pod_ip = None;
+        if let Some(id) = &sandbox
+            && !host_network
+        {
+            pod_ip = match &self.sandbox_ip {
+                Some((known, ip)) if known == id => ip.clone(),
+                _ => {
+                    let ip = self.ctx.runtime.sandbox_ip(id.clone()).await.ok().flatten();
+                    self.sandbox_ip = Some((id.clone(), ip.clone()));
+                    ip
+                }
+            };
+        }
+        let computed = status::compute(&StatusInput {
+            pod,
+            containers,
+            waiting: &self.waiting,
+            pod_ip,
+            sandbox_ready: sandbox_ok && sandbox.is_some(),
+            host_ip: self.ctx.host_ip.clone(),
+            previous: self.status.as_ref(),
+            now: Time::now(),
+        });
+        self.status = Some(computed.clone());
+
+        let Some(client) = &self.ctx.client else { return };
+        if self.reported.as_ref() == Some(&computed) {
+            return;
+        }
+        let patch = status_patch(self.reported.as_ref(), &computed, pod, &self.uid);
+        match client.merge_patch_status::<Pod>(pod.namespace(), pod.name(), &patch).await {
+            Ok(_) => self.reported = Some(computed),
+            // A static pod's mirror may not exist yet; a deleted pod is gone.
+            Err(e) if e.is_not_found() || e.is_conflict() => {}
+            Err(error) => tracing::warn!(namespace = pod.namespace(), name = pod.name(), %error,
+                "writing the pod status failed"),
+        }
+    }
+
+    /// The status last computed.
+    pub fn status(&self) -> Option<&PodStatus> {
+        self.status.as_ref()
+    }
+
+    async fn event(&self, pod: &Pod, kind: &str, reason: &str, message: &str) {
+        if let Some(recorder) = &self.ctx.recorder {
+            let (recorder, pod) = (recorder.clone(), pod.clone());
+            let (kind, reason, message) = (kind.to_owned(), reason.to_owned(), message.to_owned());
+            tokio::spawn(async move { recorder.record(&pod, &kind, &reason, &message).await });
+        }
+    }
+
+    async fn record_once(&mut self, pod: &Pod, key: &str, kind: &str, reason: &str, msg: &str) {
+        if self.recorded.insert(key.to_owned()) {
+            self.event(pod, kind, reason, msg).await;
+        }
+    }
+
+    async fn warn_once(&mut self, pod: &Pod, key: &str, reason: &str, message: &str) {
+        self.record_once(pod, key, "Warning", reason, message).await;
+    }
+}
+
+/// The merge patch that turns the reported status into `status`: fields
+/// that disappeared are set to null; for API pods the uid is a precondition
+/// (a pod recreated under the same name is not ours).
+fn status_patch(reported: Option<&PodStatus>, status: &PodStatus, pod: &Pod, uid: &str) -> Value {
+    let mut new = serde_json::to_value(status).unwrap_or_else(|_| json!({}));
+    if let (Some(old), Some(fields)) = (reported, new.as_object_mut()) {
+        if let Ok(Value::Object(old)) = serde_json::to_value(old) {
+            for key in old.keys() {
+                if !fields.contains_key(key) {
+                    fields.insert(key.clone(), Value::Null);
+                }
+            }
+        }
+    }
+    if is_static_pod(pod) {
+        json!({ "status": new })
+    } else {
+        json!({ "metadata": { "uid": uid }, "status": new })
+    }
+}
+
+/// The identity of a pod in its containers' labels.
+pub fn pod_ref(pod: &Pod) -> PodRef {
+    PodRef {
+        uid: pod.metadata.uid().to_owned(),
+        namespace: pod.namespace().to_owned(),
+        name: pod.name().to_owned(),
+    }
+}
+
+/// The emptyDir directories of a pod.
+fn empty_dirs(pod: &Pod, root_dir: &std::path::Path) -> Vec<PathBuf> {
+    let Some(spec) = &pod.spec else { return Vec::new() };
+    spec.volumes
+        .iter()
+        .filter(|v| v.empty_dir.is_some())
+        .map(|v| empty_dir_path(root_dir, pod.metadata.uid(), &v.name))
+        .collect()
+}
+
+fn empty_dir_path(root_dir: &std::path::Path, uid: &str, volume: &str) -> PathBuf {
+    root_dir.join("pods").join(uid).join("volumes").join(volume)
+}
+
+/// How one container of the pod is created.
+pub fn container_spec(
+    pod: &Pod,
+    container: &Container,
+    sandbox_id: &str,
+    restart_count: u32,
+    root_dir: &std::path::Path,
+) -> ContainerSpec {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let limits = container.resources.as_ref().map(|r| r.limits.clone()).unwrap_or_default();
+
+    let mut binds = Vec::new();
+    for mount in &container.volume_mounts {
+        let Some(volume) = spec.volumes.iter().find(|v| v.name == mount.name) else {
+            tracing::warn!(uid = pod.metadata.uid(), volume = %mount.name,
+                "volume mount names no volume, skipping");
+            continue;
+        };
+        let source = if let Some(host) = &volume.host_path {
+            host.path.clone()
+        } else if volume.empty_dir.is_some() {
+            empty_dir_path(root_dir, pod.metadata.uid(), &volume.name).display().to_string()
+        } else {
+            tracing::warn!(uid = pod.metadata.uid(), volume = %volume.name,
+                "only hostPath and emptyDir volumes are supported, skipping");
+            continue;
+        };
+        let read_only = if mount.read_only.unwrap_or(false) { ":ro" } else { "" };
+        binds.push(format!("{source}:{}{read_only}", mount.mount_path));
+    }
+
+    ContainerSpec {
+        pod: pod_ref(pod),
+        sandbox_id: sandbox_id.to_owned(),
+        name: container.name.clone(),
+        image: container.image.clone().unwrap_or_default(),
+        entrypoint: (!container.command.is_empty()).then(|| container.command.clone()),
+        cmd: (!container.args.is_empty()).then(|| container.args.clone()),
+        env: container
+            .env
+            .iter()
+            .filter_map(|e| e.value.as_ref().map(|v| format!("{}={v}", e.name)).or_else(|| {
+                e.value_from.is_none().then(|| format!("{}=", e.name))
+            }))
+            .collect(),
+        working_dir: container.working_dir.clone().filter(|d| !d.is_empty()),
+        memory_limit: limits.get("memory").and_then(|q| q.to_bytes().ok()),
+        nano_cpus: limits.get("cpu").and_then(|q| q.to_milli().ok()).map(|m| m * 1_000_000),
+        binds,
+        share_process_namespace: spec.share_process_namespace.unwrap_or(false),
+        tty: container.tty.unwrap_or(false),
+        stdin: container.stdin.unwrap_or(false),
+        restart_count,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::api::{
+        EmptyDirVolumeSource, EnvVar, HostPathVolumeSource, PodSpec, ResourceRequirements,
+        Volume, VolumeMount,
+    };
+    use crate::kubelet::fake::{Call, FakeRuntime};
+
+    fn pod(restart_policy: &str, containers: &[&str]) -> Pod {
+        let mut pod = Pod::new("default", "web");
+        pod.metadata.uid = Some("u1".into());
+        pod.spec = Some(PodSpec {
+            restart_policy: Some(restart_policy.into()),
+            node_name: Some("n1".into()),
+            containers: containers
+                .iter()
+                .map(|n| Container {
+                    name: (*n).into(),
+                    image: Some("coxswain/web:0.1".into()),
+                    image_pull_policy: Some("IfNotPresent".into()),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        });
+        pod
+    }
+
+    fn worker(fake: &Arc<FakeRuntime>, pod: &Pod) -> PodWorker {
+        let ctx = Arc::new(NodeContext {
+            node: "n1".into(),
+            host_ip: "10.0.0.1".into(),
+            pause_image: "coxswain/pause:0.1".into(),
+            root_dir: std::env::temp_dir().join("coxswain-worker-tests"),
+            runtime: fake.clone(),
+            client: None,
+            recorder: None,
+        });
+        let (_tx, rx) = watch::channel(Desired::Run(pod.clone()));
+        PodWorker::new(ctx, pod.metadata.uid().to_owned(), rx)
+    }
+
+    fn waiting_reason(worker: &PodWorker, index: usize) -> Option<String> {
+        let status = worker.status().unwrap();
+        status.container_statuses[index].state.as_ref()?.waiting.as_ref()?.reason.clone()
+    }
+
+    #[tokio::test]
+    async fn a_new_pod_gets_a_sandbox_then_its_containers_in_order() {
+        let fake = FakeRuntime::with_images(&["coxswain/pause:0.1", "coxswain/web:0.1"]);
+        let pod = pod("Always", &["a", "b"]);
+        let mut w = worker(&fake, &pod);
+        w.sync(&pod).await;
+
+        let runs: Vec<String> = fake
+            .calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::RunSandbox(s) => Some(format!("sandbox:{}", s.attempt)),
+                Call::RunContainer(s) => Some(format!("{}:{}", s.name, s.restart_count)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(runs, ["sandbox:0", "a:0", "b:0"]);
+        let status = w.status().unwrap();
+        assert_eq!(status.phase.as_deref(), Some("Running"));
+        assert_eq!(status.pod_ip.as_deref(), Some("172.17.0.2"));
+
+        // A second sync adopts what runs and starts nothing.
+        fake.clear_calls();
+        w.sync(&pod).await;
+        assert!(!fake.calls().iter().any(|c| matches!(c, Call::RunContainer(_) | Call::RunSandbox(_))));
+    }
+
+    #[tokio::test]
+    async fn an_exited_container_restarts_at_once_then_backs_off() {
+        let fake = FakeRuntime::with_images(&["coxswain/pause:0.1", "coxswain/web:0.1"]);
+        let pod = pod("Always", &["web"]);
+        let mut w = worker(&fake, &pod);
+        w.sync(&pod).await;
+
+        fake.exit("web", 1);
+        w.sync(&pod).await;
+        let status = w.status().unwrap();
+        assert_eq!(status.container_statuses[0].restart_count, 1);
+        assert!(status.container_statuses[0].state.as_ref().unwrap().running.is_some());
+
+        fake.exit("web", 1);
+        w.sync(&pod).await;
+        assert_eq!(waiting_reason(&w, 0).as_deref(), Some("CrashLoopBackOff"));
+        let status = w.status().unwrap();
+        let last = status.container_statuses[0].last_state.clone().unwrap();
+        assert_eq!(last.terminated.unwrap().exit_code, 1);
+        // Two instances are kept: the current one and the one before it.
+        assert_eq!(fake.containers_named("web").len(), 2);
+    }
+
+    #[tokio::test]
+    async fn only_the_latest_exited_instance_is_kept() {
+        let fake = FakeRuntime::with_images(&["coxswain/pause:0.1", "coxswain/web:0.1"]);
+        let pod = pod("Always", &["web"]);
+        let mut w = worker(&fake, &pod);
+        w.sync(&pod).await;
+        for _ in 0..3 {
+            fake.exit("web", 2);
+            w.restarts.reset("web");
+            w.sync(&pod).await;
+        }
+        w.sync(&pod).await;
+        let kept = fake.containers_named("web");
+        assert_eq!(kept.len(), 2, "{kept:?}");
+        assert!(kept.iter().any(|c| c.state.is_running()));
+    }
+
+    #[tokio::test]
+    async fn restart_policy_never_leaves_exited_containers_and_the_pod_finishes() {
+        let fake = FakeRuntime::with_images(&["coxswain/pause:0.1", "coxswain/web:0.1"]);
+        let pod = pod("Never", &["web"]);
+        let mut w = worker(&fake, &pod);
+        w.sync(&pod).await;
+        fake.exit("web", 0);
+        w.sync(&pod).await;
+        assert_eq!(fake.containers_named("web").len(), 1);
+        assert_eq!(w.status().unwrap().phase.as_deref(), Some("Succeeded"));
+
+        // The finished pod's sandbox is stopped; the container stays for logs.
+        w.sync(&pod).await;
+        assert!(!fake.containers_named("POD")[0].state.is_running());
+        assert_eq!(fake.containers_named("web").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn on_failure_restarts_only_failed_containers() {
+        let fake = FakeRuntime::with_images(&["coxswain/pause:0.1", "coxswain/web:0.1"]);
+        let pod = pod("OnFailure", &["ok", "bad"]);
+        let mut w = worker(&fake, &pod);
+        w.sync(&pod).await;
+        fake.exit("ok", 0);
+        fake.exit("bad", 3);
+        w.sync(&pod).await;
+        assert_eq!(fake.containers_named("ok").len(), 1);
+        assert_eq!(fake.containers_named("bad").len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_pull_waits_with_err_image_pull_then_backs_off() {
+        let fake = FakeRuntime::with_images(&["coxswain/pause:0.1"]);
+        let mut pod = pod("Always", &["web"]);
+        pod.spec.as_mut().unwrap().containers[0].image = Some("registry.invalid/web:1".into());
+        let mut w = worker(&fake, &pod);
+        w.sync(&pod).await;
+        assert_eq!(waiting_reason(&w, 0).as_deref(), Some("ErrImagePull"));
+        assert_eq!(w.status().unwrap().phase.as_deref(), Some("Pending"));
+
+        fake.clear_calls();
+        w.sync(&pod).await;
+        assert_eq!(waiting_reason(&w, 0).as_deref(), Some("ImagePullBackOff"));
+        assert!(!fake.calls().iter().any(|c| matches!(c, Call::PullImage(_))));
+    }
+
+    #[tokio::test]
+    async fn pull_policy_never_without_the_image_waits() {
+        let fake = FakeRuntime::with_images(&["coxswain/pause:0.1"]);
+        let mut pod = pod("Always", &["web"]);
+        pod.spec.as_mut().unwrap().containers[0].image_pull_policy = Some("Never".into());
+        let mut w = worker(&fake, &pod);
+        w.sync(&pod).await;
+        assert_eq!(waiting_reason(&w, 0).as_deref(), Some("ErrImageNeverPull"));
+        assert!(!fake.calls().iter().any(|c| matches!(c, Call::PullImage(_))));
+    }
+
+    #[tokio::test]
+    async fn a_dead_sandbox_is_replaced_and_its_containers_restarted() {
+        let fake = FakeRuntime::with_images(&["coxswain/pause:0.1", "coxswain/web:0.1"]);
+        let mut pod = pod("Always", &["web"]);
+        pod.spec.as_mut().unwrap().termination_grace_period_seconds = Some(0);
+        let mut w = worker(&fake, &pod);
+        w.sync(&pod).await;
+        fake.exit("POD", 0);
+        w.sync(&pod).await;
+
+        let sandboxes = fake.containers_named("POD");
+        assert_eq!(sandboxes.len(), 1);
+        assert_eq!(sandboxes[0].restart_count, 1);
+        assert!(sandboxes[0].state.is_running());
+        let web = fake.containers_named("web");
+        let running: Vec<_> = web.iter().filter(|c| c.state.is_running()).collect();
+        assert_eq!(running.len(), 1);
+        assert_eq!(running[0].restart_count, 1);
+    }
+
+    #[tokio::test]
+    async fn terminating_stops_and_removes_every_container() {
+        let fake = FakeRuntime::with_images(&["coxswain/pause:0.1", "coxswain/web:0.1"]);
+        let pod = pod("Always", &["a", "b"]);
+        let mut w = worker(&fake, &pod);
+        w.sync(&pod).await;
+        assert!(w.terminate(&pod, Duration::from_secs(3), false).await);
+        assert!(fake.all().is_empty());
+        let stops: Vec<Duration> = fake
+            .calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Stop(_, grace) => Some(grace),
+                _ => None,
+            })
+            .collect();
+        assert!(stops.contains(&Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn grace_period_prefers_the_deletion_then_the_spec() {
+        let mut p = pod("Always", &["a"]);
+        assert_eq!(grace_period(&p), Duration::from_secs(30));
+        p.spec.as_mut().unwrap().termination_grace_period_seconds = Some(5);
+        assert_eq!(grace_period(&p), Duration::from_secs(5));
+        p.metadata.deletion_grace_period_seconds = Some(1);
+        assert_eq!(grace_period(&p), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn container_specs_map_command_env_limits_and_volumes() {
+        let mut p = pod("Always", &["web"]);
+        let spec = p.spec.as_mut().unwrap();
+        spec.volumes = vec![
+            Volume {
+                name: "data".into(),
+                host_path: Some(HostPathVolumeSource { path: "/srv".into(), type_: None }),
+                ..Default::default()
+            },
+            Volume {
+                name: "scratch".into(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Default::default()
+            },
+        ];
+        let c = &mut spec.containers[0];
+        c.command = vec!["/bin/sh".into()];
+        c.args = vec!["-c".into(), "sleep 1".into()];
+        c.env = vec![EnvVar { name: "A".into(), value: Some("1".into()), value_from: None }];
+        c.working_dir = Some("/work".into());
+        c.resources = Some(ResourceRequirements {
+            limits: BTreeMap::from([
+                ("cpu".to_owned(), "500m".into()),
+                ("memory".to_owned(), "64Mi".into()),
+            ]),
+            ..Default::default()
+        });
+        c.volume_mounts = vec![
+            VolumeMount {
+                name: "data".into(),
+                mount_path: "/data".into(),
+                read_only: Some(true),
+                ..Default::default()
+            },
+            VolumeMount { name: "scratch".into(), mount_path: "/tmp/s".into(), ..Default::default() },
+        ];
+        let container = c.clone();
+
+        let s = container_spec(&p, &container, "sb1", 2, std::path::Path::new("/var/lib/cx"));
+        assert_eq!(s.entrypoint, Some(vec!["/bin/sh".to_owned()]));
+        assert_eq!(s.cmd, Some(vec!["-c".to_owned(), "sleep 1".to_owned()]));
+        assert_eq!(s.env, ["A=1"]);
+        assert_eq!(s.working_dir.as_deref(), Some("/work"));
+        assert_eq!(s.nano_cpus, Some(500_000_000));
+        assert_eq!(s.memory_limit, Some(64 * 1024 * 1024));
+        assert_eq!(
+            s.binds,
+            ["/srv:/data:ro", "/var/lib/cx/pods/u1/volumes/scratch:/tmp/s"]
+        );
+        assert_eq!((s.sandbox_id.as_str(), s.restart_count), ("sb1", 2));
+    }
+
+    #[test]
+    fn status_patches_null_out_vanished_fields_and_pin_the_uid() {
+        let p = pod("Always", &["a"]);
+        let old = PodStatus { pod_ip: Some("1.2.3.4".into()), ..Default::default() };
+        let new = PodStatus { phase: Some("Running".into()), ..Default::default() };
+        let patch = status_patch(Some(&old), &new, &p, "u1");
+        assert_eq!(patch["status"]["podIP"], Value::Null);
+        assert_eq!(patch["status"]["phase"], "Running");
+        assert_eq!(patch["metadata"]["uid"], "u1");
+    }
+}

@@ -1,0 +1,117 @@
+//! `coxswain up`: the whole cluster in one process.
+//!
+//! The apiserver serves HTTPS for kubectl; the controller manager, the
+//! scheduler and the kubelet each run in their own task with an in-process
+//! client that goes through the same router. Once the node is Ready, one line
+//! says so, with the kubeconfig's path.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use coxswain_core::api::Node;
+use coxswain_core::apiserver::{ApiServer, ApiServerConfig};
+use coxswain_core::client::{Client, InProcessTransport};
+use coxswain_core::kubelet::{self, KubeletConfig};
+use coxswain_core::store::MemoryStore;
+use coxswain_core::{controllers, scheduler};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// State, certificates and the kubeconfig are kept here.
+    #[arg(long, default_value = ".coxswain")]
+    pub data_dir: PathBuf,
+    /// Address to serve the API on (loopback; port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub listen: SocketAddr,
+    /// Static pod manifests (default: DATA_DIR/manifests).
+    #[arg(long)]
+    pub pod_manifest_path: Option<PathBuf>,
+    /// Node name of the kubelet (default: the host name).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// Port of the kubelet's node agent; 0 picks a free one.
+    #[arg(long, default_value_t = 10250)]
+    pub kubelet_port: u16,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let data_dir = std::fs::canonicalize(&args.data_dir)?;
+    let manifests = args.pod_manifest_path.clone().unwrap_or_else(|| data_dir.join("manifests"));
+    std::fs::create_dir_all(&manifests)
+        .with_context(|| format!("creating {}", manifests.display()))?;
+
+    let config = ApiServerConfig { data_dir: data_dir.clone(), listen: args.listen };
+    let server = ApiServer::start(config, Arc::new(MemoryStore::new())).await?;
+    let client = Client::new(Arc::new(InProcessTransport::new(server.router.clone(), &server.admin_token)));
+
+    let node_name = args.node_name.unwrap_or_else(super::host_name);
+    let kubelet_config = KubeletConfig {
+        node_name: node_name.clone(),
+        pod_manifest_path: Some(manifests.clone()),
+        client: Some(client.clone()),
+        address: IpAddr::from([127, 0, 0, 1]),
+        port: args.kubelet_port,
+        agent_token: server.admin_token.clone(),
+        root_dir: data_dir.join("kubelet"),
+        ..KubeletConfig::default()
+    };
+
+    let mut tasks = tokio::task::JoinSet::new();
+    let c = client.clone();
+    tasks.spawn(async move { ("controller manager", controllers::run(c).await) });
+    let c = client.clone();
+    tasks.spawn(async move { ("scheduler", scheduler::run(c).await) });
+    tasks.spawn(async move { ("kubelet", kubelet::run(kubelet_config).await) });
+
+    let ready = wait_for_node(client.clone(), node_name.clone());
+    tokio::pin!(ready);
+    let mut announced = false;
+    loop {
+        tokio::select! {
+            _ = &mut ready, if !announced => {
+                announced = true;
+                println!(
+                    "coxswain is ready: node {node_name} is Ready; kubeconfig: {}; static pods: {}; \
+                     try `cargo xtask kubectl -- get nodes`",
+                    server.kubeconfig.display(),
+                    manifests.display(),
+                );
+            }
+            finished = tasks.join_next() => {
+                match finished {
+                    Some(Ok((name, Ok(())))) => anyhow::bail!("the {name} stopped"),
+                    Some(Ok((name, Err(error)))) => return Err(error.context(format!("the {name} failed"))),
+                    Some(Err(error)) => anyhow::bail!("a component panicked: {error}"),
+                    None => anyhow::bail!("no component is running"),
+                }
+            }
+            _ = super::shutdown_signal() => {
+                tracing::info!("shutting down; containers keep running until their pods are deleted");
+                tasks.abort_all();
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Resolves once the node reports Ready.
+async fn wait_for_node(client: Client, name: String) {
+    loop {
+        if let Ok(Some(node)) = client.get_opt::<Node>("", &name).await {
+            let ready = node
+                .status
+                .as_ref()
+                .map(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                .unwrap_or(false);
+            if ready {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
