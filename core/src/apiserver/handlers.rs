@@ -552,19 +552,6 @@ pub enum UpdateKind {
     Patch(PatchKind),
 }
 
-fn strip(object: &Value, field: &str) -> Value {
-    let mut copy = object.clone();
-    if let Some(map) = copy.as_object_mut() {
-        map.remove(field);
-        if field == "metadata" {
-            map.remove("status");
-            map.remove("apiVersion");
-            map.remove("kind");
-        }
-    }
-    copy
-}
-
 /// Turns the client's candidate into the object to store, keeping what the
 /// server owns.
 fn prepare_update(

@@ -1,0 +1,328 @@
+//! The apiserver over real HTTPS, with the project's own client: status
+//! codes and Status bodies, optimistic concurrency, watch, selectors,
+//! patches and subresources. No Docker, no root.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use coxswain_core::api::{Deployment, Pod};
+use coxswain_core::apiserver::{ApiServer, ApiServerConfig};
+use coxswain_core::client::{Client, HttpsTransport, Kubeconfig, ListParams};
+use coxswain_core::store::MemoryStore;
+use futures::StreamExt;
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+struct Server {
+    _dir: tempdir::Dir,
+    client: Client,
+    config: Kubeconfig,
+}
+
+mod tempdir {
+    /// A directory under the target dir, removed on drop.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+async fn start() -> Server {
+    let dir = std::env::temp_dir().join(format!(
+        "coxswain-apiserver-test-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = ApiServerConfig { data_dir: dir.clone(), listen: "127.0.0.1:0".parse().unwrap() };
+    let server = ApiServer::start(config, Arc::new(MemoryStore::new())).await.unwrap();
+    let kubeconfig = Kubeconfig::read(&server.kubeconfig).unwrap();
+    let client = Client::from_kubeconfig(&server.kubeconfig).unwrap();
+    Server { _dir: tempdir::Dir(dir), client, config: kubeconfig }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn pod(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, "labels": {"app": "web"}},
+           "spec": {"containers": [{"name": "web", "image": "coxswain/web:0.1",
+                                     "ports": [{"containerPort": 80}]}]}})
+}
+
+async fn send(client: &Client, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
+    send_raw(client, method, path, "application/json", Bytes::from(body.to_string())).await
+}
+
+async fn send_raw(
+    client: &Client,
+    method: Method,
+    path: &str,
+    content_type: &str,
+    body: Bytes,
+) -> (StatusCode, Value) {
+    let (status, bytes) = client.request_raw(method, path, content_type, body).await.unwrap();
+    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, value)
+}
+
+const PODS: &str = "/api/v1/namespaces/default/pods";
+
+#[tokio::test]
+async fn requests_without_a_valid_token_get_401() {
+    let server = start().await;
+    let mut config = server.config.clone();
+    config.token = Some("wrong".into());
+    let anonymous = Client::new(Arc::new(HttpsTransport::new(&config).unwrap()));
+    let (status, body) = send(&anonymous, Method::GET, "/api/v1/pods", Value::Null).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["reason"], "Unauthorized");
+    config.token = None;
+    let no_token = Client::new(Arc::new(HttpsTransport::new(&config).unwrap()));
+    let (status, _) = send(&no_token, Method::GET, "/version", Value::Null).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn create_get_and_duplicate_give_kubernetes_codes() {
+    let server = start().await;
+    let (status, created) = send(&server.client, Method::POST, PODS, pod("a")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(created["metadata"]["uid"].is_string());
+    assert_eq!(created["status"]["phase"], "Pending");
+    assert_eq!(created["spec"]["containers"][0]["ports"][0]["protocol"], "TCP");
+    assert_eq!(created["spec"]["restartPolicy"], "Always");
+
+    let fetched: Pod = server.client.get("default", "a").await.unwrap();
+    assert_eq!(fetched.metadata.uid.as_deref(), created["metadata"]["uid"].as_str());
+
+    let (status, body) = send(&server.client, Method::POST, PODS, pod("a")).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["reason"], "AlreadyExists");
+    assert_eq!(body["message"], "pods \"a\" already exists");
+
+    let (status, body) = send(&server.client, Method::GET, &format!("{PODS}/nope"), Value::Null).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["message"], "pods \"nope\" not found");
+    assert_eq!(body["details"]["kind"], "pods");
+}
+
+#[tokio::test]
+async fn a_stale_resource_version_is_a_409_conflict() {
+    let server = start().await;
+    let (_, created) = send(&server.client, Method::POST, PODS, pod("a")).await;
+    let mut first = created.clone();
+    first["metadata"]["labels"]["v"] = json!("1");
+    let (status, _) = send(&server.client, Method::PUT, &format!("{PODS}/a"), first).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut stale = created;
+    stale["metadata"]["labels"]["v"] = json!("2");
+    let (status, body) = send(&server.client, Method::PUT, &format!("{PODS}/a"), stale).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["reason"], "Conflict");
+}
+
+#[tokio::test]
+async fn invalid_objects_get_422_naming_the_field_and_bad_bodies_400() {
+    let server = start().await;
+    let mut no_image = pod("x");
+    no_image["spec"]["containers"][0]["image"] = json!("");
+    let (status, body) = send(&server.client, Method::POST, PODS, no_image).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["reason"], "Invalid");
+    assert_eq!(body["details"]["causes"][0]["field"], "spec.containers[0].image");
+
+    let (status, body) =
+        send_raw(&server.client, Method::POST, PODS, "application/json", Bytes::from("{nope")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["kind"], "Status");
+
+    let mut strict = pod("s");
+    strict["spec"]["bogus"] = json!(1);
+    let path = format!("{PODS}?fieldValidation=Strict");
+    let (status, body) = send(&server.client, Method::POST, &path, strict).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["message"].as_str().unwrap().contains("unknown field \"spec.bogus\""));
+
+    let (status, body) = send(&server.client, Method::POST, "/api/v1/namespaces/nope/pods", pod("y")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["message"], "namespaces \"nope\" not found");
+
+    // The server keeps serving.
+    let (status, _) = send(&server.client, Method::POST, PODS, pod("ok")).await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_watch_from_a_list_revision_sees_later_changes_only() {
+    let server = start().await;
+    send(&server.client, Method::POST, PODS, pod("a")).await;
+    let list = server.client.list::<Pod>("default", &ListParams::default()).await.unwrap();
+    let rv = list.metadata.resource_version.unwrap();
+    let stream = server.client.watch::<Pod>("default", &ListParams::default(), &rv, 10).await.unwrap();
+    futures::pin_mut!(stream);
+    send(&server.client, Method::POST, PODS, pod("b")).await;
+    send(&server.client, Method::DELETE, &format!("{PODS}/a"), json!({})).await;
+    let first = stream.next().await.unwrap().unwrap();
+    assert_eq!((first.kind.as_str(), first.object.metadata.name.as_deref()), ("ADDED", Some("b")));
+    let second = stream.next().await.unwrap().unwrap();
+    assert_eq!((second.kind.as_str(), second.object.metadata.name.as_deref()), ("DELETED", Some("a")));
+}
+
+#[tokio::test]
+async fn selectors_filter_lists_including_spec_node_name() {
+    let server = start().await;
+    let mut other = pod("b");
+    other["metadata"]["labels"]["app"] = json!("db");
+    other["spec"]["nodeName"] = json!("n1");
+    send(&server.client, Method::POST, PODS, pod("a")).await;
+    send(&server.client, Method::POST, PODS, other).await;
+    let web = server.client.list::<Pod>("default", &ListParams::labels("app in (web)")).await.unwrap();
+    assert_eq!(web.items.len(), 1);
+    assert_eq!(web.items[0].metadata.name.as_deref(), Some("a"));
+    let on_node = server.client.list::<Pod>("", &ListParams::fields("spec.nodeName=n1")).await.unwrap();
+    assert_eq!(on_node.items.len(), 1);
+    assert_eq!(on_node.items[0].metadata.name.as_deref(), Some("b"));
+    let (status, body) =
+        send(&server.client, Method::GET, &format!("{PODS}?fieldSelector=spec.bogus%3D1"), Value::Null).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["message"], "field label not supported: spec.bogus");
+}
+
+fn deployment() -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+           "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "d"}},
+                    "template": {"metadata": {"labels": {"app": "d"}},
+                                 "spec": {"containers": [{"name": "c", "image": "i:1", "args": ["a", "b"]}]}}}})
+}
+
+const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/default/deployments";
+
+#[tokio::test]
+async fn patches_merge_and_bump_generation_on_spec_changes_only() {
+    let server = start().await;
+    let (_, created) = send(&server.client, Method::POST, DEPLOYMENTS, deployment()).await;
+    assert_eq!(created["metadata"]["generation"], 1);
+    assert_eq!(created["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
+
+    let smp = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i:2", "args": ["z"]}]}}}});
+    let (status, patched) = send_raw(
+        &server.client,
+        Method::PATCH,
+        &format!("{DEPLOYMENTS}/d"),
+        "application/strategic-merge-patch+json",
+        Bytes::from(smp.to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(patched["spec"]["template"]["spec"]["containers"][0]["image"], "i:2");
+    assert_eq!(patched["spec"]["template"]["spec"]["containers"][0]["args"], json!(["z"]));
+    assert_eq!(patched["metadata"]["generation"], 2);
+
+    let label = json!({"metadata": {"labels": {"k": "v"}}});
+    let labelled: Deployment = server.client.merge_patch("default", "d", &label).await.unwrap();
+    assert_eq!(labelled.metadata.generation, Some(2));
+
+    // A no-op patch does not move the resourceVersion.
+    let again: Deployment = server.client.merge_patch("default", "d", &label).await.unwrap();
+    assert_eq!(again.metadata.resource_version, labelled.metadata.resource_version);
+}
+
+#[tokio::test]
+async fn scale_and_status_subresources_touch_their_part_only() {
+    let server = start().await;
+    send(&server.client, Method::POST, DEPLOYMENTS, deployment()).await;
+    let (status, scale) = send(&server.client, Method::GET, &format!("{DEPLOYMENTS}/d/scale"), Value::Null).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["status"]["selector"], "app=d");
+    let (status, scaled) = send_raw(
+        &server.client,
+        Method::PATCH,
+        &format!("{DEPLOYMENTS}/d/scale"),
+        "application/merge-patch+json",
+        Bytes::from(r#"{"spec":{"replicas":5}}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(scaled["spec"]["replicas"], 5);
+
+    let mut with_status: Value =
+        send(&server.client, Method::GET, &format!("{DEPLOYMENTS}/d"), Value::Null).await.1;
+    with_status["status"] = json!({"replicas": 5, "readyReplicas": 3});
+    with_status["spec"]["replicas"] = json!(9);
+    let (_, written) = send(&server.client, Method::PUT, &format!("{DEPLOYMENTS}/d/status"), with_status).await;
+    assert_eq!(written["status"]["readyReplicas"], 3);
+    assert_eq!(written["spec"]["replicas"], 5, "a status write leaves spec alone");
+
+    let mut main = written.clone();
+    main["status"]["readyReplicas"] = json!(0);
+    let (_, written) = send(&server.client, Method::PUT, &format!("{DEPLOYMENTS}/d"), main).await;
+    assert_eq!(written["status"]["readyReplicas"], 3, "a main write leaves status alone");
+}
+
+#[tokio::test]
+async fn binding_assigns_a_node_once() {
+    let server = start().await;
+    send(&server.client, Method::POST, PODS, pod("a")).await;
+    server.client.bind("default", "a", "n1").await.unwrap();
+    let bound: Pod = server.client.get("default", "a").await.unwrap();
+    assert_eq!(bound.spec.unwrap().node_name.as_deref(), Some("n1"));
+    let again = server.client.bind("default", "a", "n2").await.unwrap_err();
+    assert!(again.is_conflict(), "{again}");
+}
+
+#[tokio::test]
+async fn pods_on_a_node_are_deleted_gracefully_and_others_at_once() {
+    let server = start().await;
+    send(&server.client, Method::POST, PODS, pod("a")).await;
+    let (status, body) = send(&server.client, Method::DELETE, &format!("{PODS}/a"), json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["kind"], "Pod");
+    assert!(server.client.get_opt::<Pod>("default", "a").await.unwrap().is_none());
+
+    send(&server.client, Method::POST, PODS, pod("b")).await;
+    server.client.bind("default", "b", "n1").await.unwrap();
+    send(&server.client, Method::DELETE, &format!("{PODS}/b"), json!({})).await;
+    let terminating: Pod = server.client.get("default", "b").await.unwrap();
+    assert!(terminating.metadata.deletion_timestamp.is_some());
+    assert_eq!(terminating.metadata.deletion_grace_period_seconds, Some(30));
+    let (status, _) =
+        send(&server.client, Method::DELETE, &format!("{PODS}/b"), json!({"gracePeriodSeconds": 0})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(server.client.get_opt::<Pod>("default", "b").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn tables_carry_the_upstream_pod_columns() {
+    let server = start().await;
+    send(&server.client, Method::POST, PODS, pod("a")).await;
+    let (status, bytes) = {
+        let request_accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+        let transport = HttpsTransport::new(&server.config).unwrap();
+        use coxswain_core::client::Transport;
+        let request = http::Request::get(PODS)
+            .header(http::header::ACCEPT, request_accept)
+            .body(Bytes::new())
+            .unwrap();
+        let response = transport.send(request).await.unwrap();
+        let status = response.status();
+        use http_body_util::BodyExt;
+        (status, response.into_body().collect().await.unwrap().to_bytes())
+    };
+    assert_eq!(status, StatusCode::OK);
+    let table: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(table["kind"], "Table");
+    let names: Vec<&str> =
+        table["columnDefinitions"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names[..5], ["Name", "Ready", "Status", "Restarts", "Age"]);
+    assert_eq!(table["rows"][0]["cells"][1], "0/1");
+    assert_eq!(table["rows"][0]["cells"][2], "Pending");
+    assert_eq!(table["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+}
