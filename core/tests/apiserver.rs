@@ -36,11 +36,20 @@ async fn start() -> Server {
         rand_suffix()
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    let config = ApiServerConfig { data_dir: dir.clone(), listen: "127.0.0.1:0".parse().unwrap() };
-    let server = ApiServer::start(config, Arc::new(MemoryStore::new())).await.unwrap();
+    let config = ApiServerConfig {
+        data_dir: dir.clone(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+    };
+    let server = ApiServer::start(config, Arc::new(MemoryStore::new()))
+        .await
+        .unwrap();
     let kubeconfig = Kubeconfig::read(&server.kubeconfig).unwrap();
     let client = Client::from_kubeconfig(&server.kubeconfig).unwrap();
-    Server { _dir: tempdir::Dir(dir), client, config: kubeconfig }
+    Server {
+        _dir: tempdir::Dir(dir),
+        client,
+        config: kubeconfig,
+    }
 }
 
 fn rand_suffix() -> u64 {
@@ -57,7 +66,14 @@ fn pod(name: &str) -> Value {
 }
 
 async fn send(client: &Client, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
-    send_raw(client, method, path, "application/json", Bytes::from(body.to_string())).await
+    send_raw(
+        client,
+        method,
+        path,
+        "application/json",
+        Bytes::from(body.to_string()),
+    )
+    .await
 }
 
 async fn send_raw(
@@ -67,7 +83,10 @@ async fn send_raw(
     content_type: &str,
     body: Bytes,
 ) -> (StatusCode, Value) {
-    let (status, bytes) = client.request_raw(method, path, content_type, body).await.unwrap();
+    let (status, bytes) = client
+        .request_raw(method, path, content_type, body)
+        .await
+        .unwrap();
     let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     (status, value)
 }
@@ -96,18 +115,30 @@ async fn create_get_and_duplicate_give_kubernetes_codes() {
     assert_eq!(status, StatusCode::CREATED);
     assert!(created["metadata"]["uid"].is_string());
     assert_eq!(created["status"]["phase"], "Pending");
-    assert_eq!(created["spec"]["containers"][0]["ports"][0]["protocol"], "TCP");
+    assert_eq!(
+        created["spec"]["containers"][0]["ports"][0]["protocol"],
+        "TCP"
+    );
     assert_eq!(created["spec"]["restartPolicy"], "Always");
 
     let fetched: Pod = server.client.get("default", "a").await.unwrap();
-    assert_eq!(fetched.metadata.uid.as_deref(), created["metadata"]["uid"].as_str());
+    assert_eq!(
+        fetched.metadata.uid.as_deref(),
+        created["metadata"]["uid"].as_str()
+    );
 
     let (status, body) = send(&server.client, Method::POST, PODS, pod("a")).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body["reason"], "AlreadyExists");
     assert_eq!(body["message"], "pods \"a\" already exists");
 
-    let (status, body) = send(&server.client, Method::GET, &format!("{PODS}/nope"), Value::Null).await;
+    let (status, body) = send(
+        &server.client,
+        Method::GET,
+        &format!("{PODS}/nope"),
+        Value::Null,
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["message"], "pods \"nope\" not found");
     assert_eq!(body["details"]["kind"], "pods");
@@ -136,10 +167,19 @@ async fn invalid_objects_get_422_naming_the_field_and_bad_bodies_400() {
     let (status, body) = send(&server.client, Method::POST, PODS, no_image).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["reason"], "Invalid");
-    assert_eq!(body["details"]["causes"][0]["field"], "spec.containers[0].image");
+    assert_eq!(
+        body["details"]["causes"][0]["field"],
+        "spec.containers[0].image"
+    );
 
-    let (status, body) =
-        send_raw(&server.client, Method::POST, PODS, "application/json", Bytes::from("{nope")).await;
+    let (status, body) = send_raw(
+        &server.client,
+        Method::POST,
+        PODS,
+        "application/json",
+        Bytes::from("{nope"),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["kind"], "Status");
 
@@ -148,9 +188,20 @@ async fn invalid_objects_get_422_naming_the_field_and_bad_bodies_400() {
     let path = format!("{PODS}?fieldValidation=Strict");
     let (status, body) = send(&server.client, Method::POST, &path, strict).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["message"].as_str().unwrap().contains("unknown field \"spec.bogus\""));
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field \"spec.bogus\"")
+    );
 
-    let (status, body) = send(&server.client, Method::POST, "/api/v1/namespaces/nope/pods", pod("y")).await;
+    let (status, body) = send(
+        &server.client,
+        Method::POST,
+        "/api/v1/namespaces/nope/pods",
+        pod("y"),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["message"], "namespaces \"nope\" not found");
 
@@ -163,16 +214,36 @@ async fn invalid_objects_get_422_naming_the_field_and_bad_bodies_400() {
 async fn a_watch_from_a_list_revision_sees_later_changes_only() {
     let server = start().await;
     send(&server.client, Method::POST, PODS, pod("a")).await;
-    let list = server.client.list::<Pod>("default", &ListParams::default()).await.unwrap();
+    let list = server
+        .client
+        .list::<Pod>("default", &ListParams::default())
+        .await
+        .unwrap();
     let rv = list.metadata.resource_version.unwrap();
-    let stream = server.client.watch::<Pod>("default", &ListParams::default(), &rv, 10).await.unwrap();
+    let stream = server
+        .client
+        .watch::<Pod>("default", &ListParams::default(), &rv, 10)
+        .await
+        .unwrap();
     futures::pin_mut!(stream);
     send(&server.client, Method::POST, PODS, pod("b")).await;
-    send(&server.client, Method::DELETE, &format!("{PODS}/a"), json!({})).await;
+    send(
+        &server.client,
+        Method::DELETE,
+        &format!("{PODS}/a"),
+        json!({}),
+    )
+    .await;
     let first = stream.next().await.unwrap().unwrap();
-    assert_eq!((first.kind.as_str(), first.object.metadata.name.as_deref()), ("ADDED", Some("b")));
+    assert_eq!(
+        (first.kind.as_str(), first.object.metadata.name.as_deref()),
+        ("ADDED", Some("b"))
+    );
     let second = stream.next().await.unwrap().unwrap();
-    assert_eq!((second.kind.as_str(), second.object.metadata.name.as_deref()), ("DELETED", Some("a")));
+    assert_eq!(
+        (second.kind.as_str(), second.object.metadata.name.as_deref()),
+        ("DELETED", Some("a"))
+    );
 }
 
 #[tokio::test]
@@ -183,14 +254,27 @@ async fn selectors_filter_lists_including_spec_node_name() {
     other["spec"]["nodeName"] = json!("n1");
     send(&server.client, Method::POST, PODS, pod("a")).await;
     send(&server.client, Method::POST, PODS, other).await;
-    let web = server.client.list::<Pod>("default", &ListParams::labels("app in (web)")).await.unwrap();
+    let web = server
+        .client
+        .list::<Pod>("default", &ListParams::labels("app in (web)"))
+        .await
+        .unwrap();
     assert_eq!(web.items.len(), 1);
     assert_eq!(web.items[0].metadata.name.as_deref(), Some("a"));
-    let on_node = server.client.list::<Pod>("", &ListParams::fields("spec.nodeName=n1")).await.unwrap();
+    let on_node = server
+        .client
+        .list::<Pod>("", &ListParams::fields("spec.nodeName=n1"))
+        .await
+        .unwrap();
     assert_eq!(on_node.items.len(), 1);
     assert_eq!(on_node.items[0].metadata.name.as_deref(), Some("b"));
-    let (status, body) =
-        send(&server.client, Method::GET, &format!("{PODS}?fieldSelector=spec.bogus%3D1"), Value::Null).await;
+    let (status, body) = send(
+        &server.client,
+        Method::GET,
+        &format!("{PODS}?fieldSelector=spec.bogus%3D1"),
+        Value::Null,
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["message"], "field label not supported: spec.bogus");
 }
@@ -209,7 +293,10 @@ async fn patches_merge_and_bump_generation_on_spec_changes_only() {
     let server = start().await;
     let (_, created) = send(&server.client, Method::POST, DEPLOYMENTS, deployment()).await;
     assert_eq!(created["metadata"]["generation"], 1);
-    assert_eq!(created["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
+    assert_eq!(
+        created["spec"]["strategy"]["rollingUpdate"]["maxSurge"],
+        "25%"
+    );
 
     let smp = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i:2", "args": ["z"]}]}}}});
     let (status, patched) = send_raw(
@@ -221,24 +308,47 @@ async fn patches_merge_and_bump_generation_on_spec_changes_only() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(patched["spec"]["template"]["spec"]["containers"][0]["image"], "i:2");
-    assert_eq!(patched["spec"]["template"]["spec"]["containers"][0]["args"], json!(["z"]));
+    assert_eq!(
+        patched["spec"]["template"]["spec"]["containers"][0]["image"],
+        "i:2"
+    );
+    assert_eq!(
+        patched["spec"]["template"]["spec"]["containers"][0]["args"],
+        json!(["z"])
+    );
     assert_eq!(patched["metadata"]["generation"], 2);
 
     let label = json!({"metadata": {"labels": {"k": "v"}}});
-    let labelled: Deployment = server.client.merge_patch("default", "d", &label).await.unwrap();
+    let labelled: Deployment = server
+        .client
+        .merge_patch("default", "d", &label)
+        .await
+        .unwrap();
     assert_eq!(labelled.metadata.generation, Some(2));
 
     // A no-op patch does not move the resourceVersion.
-    let again: Deployment = server.client.merge_patch("default", "d", &label).await.unwrap();
-    assert_eq!(again.metadata.resource_version, labelled.metadata.resource_version);
+    let again: Deployment = server
+        .client
+        .merge_patch("default", "d", &label)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.metadata.resource_version,
+        labelled.metadata.resource_version
+    );
 }
 
 #[tokio::test]
 async fn scale_and_status_subresources_touch_their_part_only() {
     let server = start().await;
     send(&server.client, Method::POST, DEPLOYMENTS, deployment()).await;
-    let (status, scale) = send(&server.client, Method::GET, &format!("{DEPLOYMENTS}/d/scale"), Value::Null).await;
+    let (status, scale) = send(
+        &server.client,
+        Method::GET,
+        &format!("{DEPLOYMENTS}/d/scale"),
+        Value::Null,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(scale["kind"], "Scale");
     assert_eq!(scale["status"]["selector"], "app=d");
@@ -253,18 +363,42 @@ async fn scale_and_status_subresources_touch_their_part_only() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(scaled["spec"]["replicas"], 5);
 
-    let mut with_status: Value =
-        send(&server.client, Method::GET, &format!("{DEPLOYMENTS}/d"), Value::Null).await.1;
+    let mut with_status: Value = send(
+        &server.client,
+        Method::GET,
+        &format!("{DEPLOYMENTS}/d"),
+        Value::Null,
+    )
+    .await
+    .1;
     with_status["status"] = json!({"replicas": 5, "readyReplicas": 3});
     with_status["spec"]["replicas"] = json!(9);
-    let (_, written) = send(&server.client, Method::PUT, &format!("{DEPLOYMENTS}/d/status"), with_status).await;
+    let (_, written) = send(
+        &server.client,
+        Method::PUT,
+        &format!("{DEPLOYMENTS}/d/status"),
+        with_status,
+    )
+    .await;
     assert_eq!(written["status"]["readyReplicas"], 3);
-    assert_eq!(written["spec"]["replicas"], 5, "a status write leaves spec alone");
+    assert_eq!(
+        written["spec"]["replicas"], 5,
+        "a status write leaves spec alone"
+    );
 
     let mut main = written.clone();
     main["status"]["readyReplicas"] = json!(0);
-    let (_, written) = send(&server.client, Method::PUT, &format!("{DEPLOYMENTS}/d"), main).await;
-    assert_eq!(written["status"]["readyReplicas"], 3, "a main write leaves status alone");
+    let (_, written) = send(
+        &server.client,
+        Method::PUT,
+        &format!("{DEPLOYMENTS}/d"),
+        main,
+    )
+    .await;
+    assert_eq!(
+        written["status"]["readyReplicas"], 3,
+        "a main write leaves status alone"
+    );
 }
 
 #[tokio::test]
@@ -282,21 +416,52 @@ async fn binding_assigns_a_node_once() {
 async fn pods_on_a_node_are_deleted_gracefully_and_others_at_once() {
     let server = start().await;
     send(&server.client, Method::POST, PODS, pod("a")).await;
-    let (status, body) = send(&server.client, Method::DELETE, &format!("{PODS}/a"), json!({})).await;
+    let (status, body) = send(
+        &server.client,
+        Method::DELETE,
+        &format!("{PODS}/a"),
+        json!({}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["kind"], "Pod");
-    assert!(server.client.get_opt::<Pod>("default", "a").await.unwrap().is_none());
+    assert!(
+        server
+            .client
+            .get_opt::<Pod>("default", "a")
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     send(&server.client, Method::POST, PODS, pod("b")).await;
     server.client.bind("default", "b", "n1").await.unwrap();
-    send(&server.client, Method::DELETE, &format!("{PODS}/b"), json!({})).await;
+    send(
+        &server.client,
+        Method::DELETE,
+        &format!("{PODS}/b"),
+        json!({}),
+    )
+    .await;
     let terminating: Pod = server.client.get("default", "b").await.unwrap();
     assert!(terminating.metadata.deletion_timestamp.is_some());
     assert_eq!(terminating.metadata.deletion_grace_period_seconds, Some(30));
-    let (status, _) =
-        send(&server.client, Method::DELETE, &format!("{PODS}/b"), json!({"gracePeriodSeconds": 0})).await;
+    let (status, _) = send(
+        &server.client,
+        Method::DELETE,
+        &format!("{PODS}/b"),
+        json!({"gracePeriodSeconds": 0}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    assert!(server.client.get_opt::<Pod>("default", "b").await.unwrap().is_none());
+    assert!(
+        server
+            .client
+            .get_opt::<Pod>("default", "b")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -314,13 +479,20 @@ async fn tables_carry_the_upstream_pod_columns() {
         let response = transport.send(request).await.unwrap();
         let status = response.status();
         use http_body_util::BodyExt;
-        (status, response.into_body().collect().await.unwrap().to_bytes())
+        (
+            status,
+            response.into_body().collect().await.unwrap().to_bytes(),
+        )
     };
     assert_eq!(status, StatusCode::OK);
     let table: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(table["kind"], "Table");
-    let names: Vec<&str> =
-        table["columnDefinitions"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names[..5], ["Name", "Ready", "Status", "Restarts", "Age"]);
     assert_eq!(table["rows"][0]["cells"][1], "0/1");
     assert_eq!(table["rows"][0]["cells"][2], "Pending");

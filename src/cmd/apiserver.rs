@@ -19,9 +19,16 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)?;
-    let config = ApiServerConfig { data_dir: args.data_dir, listen: args.listen };
+    let config = ApiServerConfig {
+        data_dir: args.data_dir,
+        listen: args.listen,
+    };
     let server = ApiServer::start(config, Arc::new(MemoryStore::new())).await?;
-    println!("apiserver ready at https://{}; kubeconfig: {}", server.local_addr, server.kubeconfig.display());
+    println!(
+        "apiserver ready at https://{}; kubeconfig: {}",
+        server.local_addr,
+        server.kubeconfig.display()
+    );
     super::shutdown_signal().await;
     tracing::info!("apiserver stopping");
     Ok(())

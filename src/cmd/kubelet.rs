@@ -34,19 +34,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let (client, token) = match &args.kubeconfig {
         Some(path) => {
             let config = Kubeconfig::read(path)?;
-            (Some(super::client_from(path)?), config.token.unwrap_or_default())
+            (
+                Some(super::client_from(path)?),
+                config.token.unwrap_or_default(),
+            )
         }
         None => (None, String::new()),
     };
     let config = KubeletConfig {
-        node_name: args.node_name.unwrap_or_else(super::host_name),
         pod_manifest_path: args.pod_manifest_path,
         client,
         address: args.address,
         port: args.port,
         agent_token: token,
         root_dir: args.root_dir,
-        ..KubeletConfig::default()
+        ..KubeletConfig::new(args.node_name.unwrap_or_else(super::host_name))
     };
     tokio::select! {
         result = kubelet::run(config) => result,

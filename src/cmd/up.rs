@@ -41,24 +41,32 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let data_dir = std::fs::canonicalize(&args.data_dir)?;
-    let manifests = args.pod_manifest_path.clone().unwrap_or_else(|| data_dir.join("manifests"));
+    let manifests = args
+        .pod_manifest_path
+        .clone()
+        .unwrap_or_else(|| data_dir.join("manifests"));
     std::fs::create_dir_all(&manifests)
         .with_context(|| format!("creating {}", manifests.display()))?;
 
-    let config = ApiServerConfig { data_dir: data_dir.clone(), listen: args.listen };
+    let config = ApiServerConfig {
+        data_dir: data_dir.clone(),
+        listen: args.listen,
+    };
     let server = ApiServer::start(config, Arc::new(MemoryStore::new())).await?;
-    let client = Client::new(Arc::new(InProcessTransport::new(server.router.clone(), &server.admin_token)));
+    let client = Client::new(Arc::new(InProcessTransport::new(
+        server.router.clone(),
+        &server.admin_token,
+    )));
 
     let node_name = args.node_name.unwrap_or_else(super::host_name);
     let kubelet_config = KubeletConfig {
-        node_name: node_name.clone(),
         pod_manifest_path: Some(manifests.clone()),
         client: Some(client.clone()),
         address: IpAddr::from([127, 0, 0, 1]),
         port: args.kubelet_port,
         agent_token: server.admin_token.clone(),
         root_dir: data_dir.join("kubelet"),
-        ..KubeletConfig::default()
+        ..KubeletConfig::new(node_name.clone())
     };
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -106,7 +114,11 @@ async fn wait_for_node(client: Client, name: String) {
             let ready = node
                 .status
                 .as_ref()
-                .map(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                .map(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True")
+                })
                 .unwrap_or(false);
             if ready {
                 return;

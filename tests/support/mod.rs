@@ -35,7 +35,8 @@ impl Cluster {
     /// Starts a cluster with its own node name and waits for its ready line.
     pub fn start(test: &str) -> Cluster {
         let bin = PathBuf::from(std::env::var("COXSWAIN_BIN").expect("COXSWAIN_BIN is set"));
-        let kubectl = PathBuf::from(std::env::var("COXSWAIN_KUBECTL").expect("COXSWAIN_KUBECTL is set"));
+        let kubectl =
+            PathBuf::from(std::env::var("COXSWAIN_KUBECTL").expect("COXSWAIN_KUBECTL is set"));
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e");
         let data_dir = root.join(format!("{test}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data_dir);
@@ -43,7 +44,15 @@ impl Cluster {
         let node = format!("e2e-{test}-{}", std::process::id());
         let log = data_dir.join("coxswain.log");
         let mut child = Command::new(&bin)
-            .args(["up", "--listen", "127.0.0.1:0", "--kubelet-port", "0", "--node-name", &node])
+            .args([
+                "up",
+                "--listen",
+                "127.0.0.1:0",
+                "--kubelet-port",
+                "0",
+                "--node-name",
+                &node,
+            ])
             .arg("--data-dir")
             .arg(&data_dir)
             .env("RUST_LOG", "info")
@@ -58,20 +67,36 @@ impl Cluster {
                 let _ = tx.send(line);
             }
         });
-        let cluster = Cluster { data_dir, node, child, kubectl, log };
+        let cluster = Cluster {
+            data_dir,
+            node,
+            child,
+            kubectl,
+            log,
+        };
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             match rx.recv_timeout(Duration::from_millis(500)) {
                 Ok(line) if line.contains("coxswain is ready") => {
-                    assert!(line.contains("kubeconfig"), "ready line names the kubeconfig: {line}");
+                    assert!(
+                        line.contains("kubeconfig"),
+                        "ready line names the kubeconfig: {line}"
+                    );
                     break;
                 }
                 Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    panic!("coxswain up exited before it was ready:\n{}", cluster.log_text())
+                    panic!(
+                        "coxswain up exited before it was ready:\n{}",
+                        cluster.log_text()
+                    )
                 }
             }
-            assert!(Instant::now() < deadline, "not ready in 120 s:\n{}", cluster.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "not ready in 120 s:\n{}",
+                cluster.log_text()
+            );
         }
         cluster
     }
@@ -125,7 +150,10 @@ impl Cluster {
                 return value;
             }
             if Instant::now() > deadline {
-                panic!("timed out waiting for {what}\n--- coxswain log ---\n{}", self.log_text());
+                panic!(
+                    "timed out waiting for {what}\n--- coxswain log ---\n{}",
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(300));
         }
@@ -135,19 +163,27 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         // SIGTERM by pid: the process we started, and nothing else.
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.wait();
         // The kubelet leaves containers running when it stops, as upstream's
         // does; remove every container of this test's pods.
         let pods = docker_containers("label=coxswain.io/managed=true");
         let ours: Vec<String> = pods
             .into_iter()
-            .filter(|c| c.label("coxswain.io/node") == Some(self.node.as_str())
-                || c.label("io.kubernetes.pod.name").is_some_and(|n| n.ends_with(&self.node)))
+            .filter(|c| {
+                c.label("coxswain.io/node") == Some(self.node.as_str())
+                    || c.label("io.kubernetes.pod.name")
+                        .is_some_and(|n| n.ends_with(&self.node))
+            })
             .map(|c| c.id)
             .collect();
         if !ours.is_empty() {
-            let _ = Command::new("docker").args(["rm", "-f"]).args(&ours).output();
+            let _ = Command::new("docker")
+                .args(["rm", "-f"])
+                .args(&ours)
+                .output();
         }
     }
 }
@@ -163,7 +199,10 @@ pub struct Container {
 
 impl Container {
     pub fn label(&self, key: &str) -> Option<&str> {
-        self.labels.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -187,27 +226,35 @@ pub fn docker_containers(filter: &str) -> Vec<Container> {
                 .filter_map(|kv| kv.split_once('='))
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect();
-            Some(Container { id, name, state, labels })
+            Some(Container {
+                id,
+                name,
+                state,
+                labels,
+            })
         })
         .collect()
 }
 
 /// `docker inspect -f FORMAT ID`.
 pub fn docker_inspect(id: &str, format: &str) -> String {
-    let out = Command::new("docker").args(["inspect", "-f", format, id]).output().unwrap();
+    let out = Command::new("docker")
+        .args(["inspect", "-f", format, id])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// GET / over plain HTTP; the body, or None when nothing answers.
 pub fn http_get(address: &str) -> Option<String> {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect_timeout(
-        &address.parse().ok()?,
-        Duration::from_secs(2),
-    )
-    .ok()?;
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&address.parse().ok()?, Duration::from_secs(2))
+            .ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    stream.write_all(b"GET / HTTP/1.0\r\nHost: pod\r\n\r\n").ok()?;
+    stream
+        .write_all(b"GET / HTTP/1.0\r\nHost: pod\r\n\r\n")
+        .ok()?;
     let mut body = String::new();
     stream.read_to_string(&mut body).ok()?;
     Some(body)

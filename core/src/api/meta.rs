@@ -119,12 +119,17 @@ impl ObjectMeta {
 
     /// The resourceVersion as a number, 0 when absent or not numeric.
     pub fn revision(&self) -> u64 {
-        self.resource_version.as_deref().and_then(|rv| rv.parse().ok()).unwrap_or(0)
+        self.resource_version
+            .as_deref()
+            .and_then(|rv| rv.parse().ok())
+            .unwrap_or(0)
     }
 
     /// The controller among the owner references, if any.
     pub fn controller(&self) -> Option<&OwnerReference> {
-        self.owner_references.iter().find(|r| r.controller == Some(true))
+        self.owner_references
+            .iter()
+            .find(|r| r.controller == Some(true))
     }
 }
 

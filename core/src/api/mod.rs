@@ -9,8 +9,8 @@
 //! lost.
 
 pub mod apps;
-pub mod core;
 pub mod coordination;
+pub mod core;
 pub mod meta;
 pub mod quantity;
 pub mod selector;

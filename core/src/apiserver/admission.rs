@@ -26,7 +26,10 @@ pub fn default(info: &KindInfo, object: &mut Value) {
                 spec.entry("progressDeadlineSeconds").or_insert(json!(600));
                 let strategy = spec.entry("strategy").or_insert(json!({}));
                 if let Some(strategy) = strategy.as_object_mut() {
-                    let kind = strategy.entry("type").or_insert(json!("RollingUpdate")).clone();
+                    let kind = strategy
+                        .entry("type")
+                        .or_insert(json!("RollingUpdate"))
+                        .clone();
                     if kind == "RollingUpdate" {
                         let rolling = strategy.entry("rollingUpdate").or_insert(json!({}));
                         if let Some(rolling) = rolling.as_object_mut() {
@@ -47,8 +50,12 @@ pub fn default(info: &KindInfo, object: &mut Value) {
             if let (Some(labels), Some(name)) = (labels.as_object_mut(), name.as_str()) {
                 labels.insert("kubernetes.io/metadata.name".into(), json!(name));
             }
-            object_entry(object, "spec").entry("finalizers").or_insert(json!(["kubernetes"]));
-            object_entry(object, "status").entry("phase").or_insert(json!("Active"));
+            object_entry(object, "spec")
+                .entry("finalizers")
+                .or_insert(json!(["kubernetes"]));
+            object_entry(object, "status")
+                .entry("phase")
+                .or_insert(json!("Active"));
         }
         _ => {}
     }
@@ -64,11 +71,15 @@ fn object_entry<'a>(object: &'a mut Value, key: &str) -> &'a mut Map<String, Val
 }
 
 fn default_pod_spec(spec: &mut Value) {
-    let Some(spec) = spec.as_object_mut() else { return };
+    let Some(spec) = spec.as_object_mut() else {
+        return;
+    };
     spec.entry("restartPolicy").or_insert(json!("Always"));
-    spec.entry("terminationGracePeriodSeconds").or_insert(json!(30));
+    spec.entry("terminationGracePeriodSeconds")
+        .or_insert(json!(30));
     spec.entry("dnsPolicy").or_insert(json!("ClusterFirst"));
-    spec.entry("schedulerName").or_insert(json!("default-scheduler"));
+    spec.entry("schedulerName")
+        .or_insert(json!("default-scheduler"));
     spec.entry("securityContext").or_insert(json!({}));
     spec.entry("enableServiceLinks").or_insert(json!(true));
     spec.entry("priority").or_insert(json!(0));
@@ -82,10 +93,20 @@ fn default_pod_spec(spec: &mut Value) {
 }
 
 fn default_container(container: &mut Map<String, Value>) {
-    let image = container.get("image").and_then(Value::as_str).unwrap_or("").to_owned();
-    container.entry("imagePullPolicy").or_insert_with(|| json!(default_pull_policy(&image)));
-    container.entry("terminationMessagePath").or_insert(json!("/dev/termination-log"));
-    container.entry("terminationMessagePolicy").or_insert(json!("File"));
+    let image = container
+        .get("image")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    container
+        .entry("imagePullPolicy")
+        .or_insert_with(|| json!(default_pull_policy(&image)));
+    container
+        .entry("terminationMessagePath")
+        .or_insert(json!("/dev/termination-log"));
+    container
+        .entry("terminationMessagePolicy")
+        .or_insert(json!("File"));
     container.entry("resources").or_insert(json!({}));
     if let Some(ports) = container.get_mut("ports").and_then(Value::as_array_mut) {
         for port in ports.iter_mut().filter_map(Value::as_object_mut) {
@@ -112,7 +133,10 @@ pub fn validate(info: &KindInfo, object: &Value) -> Vec<FieldError> {
     let meta = &object["metadata"];
     let name = meta["name"].as_str().unwrap_or("");
     if name.is_empty() {
-        errors.push(FieldError::required("metadata.name", "name or generateName is required"));
+        errors.push(FieldError::required(
+            "metadata.name",
+            "name or generateName is required",
+        ));
     } else if info.kind == "Namespace" {
         check_dns_label("metadata.name", name, &mut errors);
     } else if info.kind != "Event" && info.kind != "Node" {
@@ -135,7 +159,9 @@ pub fn validate(info: &KindInfo, object: &Value) -> Vec<FieldError> {
             }
             validate_selector(spec, &mut errors);
             validate_pod_spec("spec.template.spec", &spec["template"]["spec"], &mut errors);
-            let policy = spec["template"]["spec"]["restartPolicy"].as_str().unwrap_or("Always");
+            let policy = spec["template"]["spec"]["restartPolicy"]
+                .as_str()
+                .unwrap_or("Always");
             if policy != "Always" {
                 errors.push(FieldError::not_supported(
                     "spec.template.spec.restartPolicy",
@@ -158,7 +184,11 @@ fn validate_selector(spec: &Value, errors: &mut Vec<FieldError>) {
     }
     let parsed: Result<crate::api::LabelSelector, _> = serde_json::from_value(selector.clone());
     let Ok(parsed) = parsed else {
-        errors.push(FieldError::invalid("spec.selector", &selector.to_string(), "invalid selector"));
+        errors.push(FieldError::invalid(
+            "spec.selector",
+            &selector.to_string(),
+            "invalid selector",
+        ));
         return;
     };
     if parsed.match_labels.is_empty() && parsed.match_expressions.is_empty() {
@@ -172,14 +202,21 @@ fn validate_selector(spec: &Value, errors: &mut Vec<FieldError>) {
     let selector = match Selector::from_label_selector(&parsed) {
         Ok(s) => s,
         Err(e) => {
-            errors.push(FieldError::invalid("spec.selector", &selector.to_string(), &e.to_string()));
+            errors.push(FieldError::invalid(
+                "spec.selector",
+                &selector.to_string(),
+                &e.to_string(),
+            ));
             return;
         }
     };
     let labels: std::collections::BTreeMap<String, String> =
         serde_json::from_value(spec["template"]["metadata"]["labels"].clone()).unwrap_or_default();
     if !selector.matches(&labels) {
-        let shown: Vec<String> = labels.iter().map(|(k, v)| format!("\"{k}\":\"{v}\"")).collect();
+        let shown: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("\"{k}\":\"{v}\""))
+            .collect();
         errors.push(FieldError::invalid(
             "spec.template.metadata.labels",
             &format!("map[string]string{{{}}}", shown.join(", ")),
@@ -189,7 +226,10 @@ fn validate_selector(spec: &Value, errors: &mut Vec<FieldError>) {
 }
 
 fn validate_pod_spec(path: &str, spec: &Value, errors: &mut Vec<FieldError>) {
-    let containers = spec["containers"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let containers = spec["containers"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     if containers.is_empty() {
         errors.push(FieldError::required(&format!("{path}.containers"), ""));
     }
@@ -212,7 +252,12 @@ fn validate_pod_spec(path: &str, spec: &Value, errors: &mut Vec<FieldError>) {
         if container["image"].as_str().unwrap_or("").trim().is_empty() {
             errors.push(FieldError::required(&format!("{at}.image"), ""));
         }
-        for (j, port) in container["ports"].as_array().into_iter().flatten().enumerate() {
+        for (j, port) in container["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let number = port["containerPort"].as_i64().unwrap_or(0);
             if !(1..=65535).contains(&number) {
                 errors.push(FieldError::invalid(
@@ -236,7 +281,9 @@ fn validate_pod_spec(path: &str, spec: &Value, errors: &mut Vec<FieldError>) {
 
 fn check_dns_label(field: &str, value: &str, errors: &mut Vec<FieldError>) {
     let ok = value.len() <= 63
-        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !value.starts_with('-')
         && !value.ends_with('-');
     if !ok {
@@ -254,7 +301,9 @@ fn check_dns_subdomain(field: &str, value: &str, errors: &mut Vec<FieldError>) {
     let ok = value.len() <= 253
         && value.split('.').all(|part| {
             !part.is_empty()
-                && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                 && !part.starts_with('-')
                 && !part.ends_with('-')
         });
@@ -271,15 +320,25 @@ fn check_dns_subdomain(field: &str, value: &str, errors: &mut Vec<FieldError>) {
 }
 
 fn check_labels(field: &str, labels: &Value, errors: &mut Vec<FieldError>) {
-    let Some(labels) = labels.as_object() else { return };
+    let Some(labels) = labels.as_object() else {
+        return;
+    };
     for (key, value) in labels {
         let value = value.as_str().unwrap_or("");
         let name = key.rsplit('/').next().unwrap_or(key);
         let name_ok = !name.is_empty()
             && name.len() <= 63
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-            && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-            && name.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric());
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            && name
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphanumeric())
+            && name
+                .bytes()
+                .last()
+                .is_some_and(|b| b.is_ascii_alphanumeric());
         if !name_ok {
             errors.push(FieldError::invalid(
                 field,
@@ -290,9 +349,17 @@ fn check_labels(field: &str, labels: &Value, errors: &mut Vec<FieldError>) {
         }
         let value_ok = value.is_empty()
             || (value.len() <= 63
-                && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-                && value.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-                && value.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric()));
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                && value
+                    .bytes()
+                    .next()
+                    .is_some_and(|b| b.is_ascii_alphanumeric())
+                && value
+                    .bytes()
+                    .last()
+                    .is_some_and(|b| b.is_ascii_alphanumeric()));
         if !value_ok {
             errors.push(FieldError::invalid(
                 &format!("{field}"),

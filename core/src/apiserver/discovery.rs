@@ -35,17 +35,46 @@ pub fn version() -> Value {
 
 fn verbs(info: &KindInfo) -> Vec<&'static str> {
     let _ = info;
-    vec!["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+    vec![
+        "create",
+        "delete",
+        "deletecollection",
+        "get",
+        "list",
+        "patch",
+        "update",
+        "watch",
+    ]
 }
 
-fn subresources(info: &KindInfo) -> Vec<(&'static str, &'static str, &'static str, &'static str, Vec<&'static str>)> {
+fn subresources(
+    info: &KindInfo,
+) -> Vec<(
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    Vec<&'static str>,
+)> {
     // (name, group, version, kind, verbs)
     let mut out = Vec::new();
     if info.has_status {
-        out.push(("status", info.group, info.version, info.kind, vec!["get", "patch", "update"]));
+        out.push((
+            "status",
+            info.group,
+            info.version,
+            info.kind,
+            vec!["get", "patch", "update"],
+        ));
     }
     if info.has_scale {
-        out.push(("scale", "autoscaling", "v1", "Scale", vec!["get", "patch", "update"]));
+        out.push((
+            "scale",
+            "autoscaling",
+            "v1",
+            "Scale",
+            vec!["get", "patch", "update"],
+        ));
     }
     if info.kind == "Pod" {
         out.push(("binding", "", "v1", "Binding", vec!["create"]));
@@ -122,7 +151,11 @@ pub fn legacy_apis() -> Value {
         .into_iter()
         .filter(|g| !g.is_empty())
         .map(|g| {
-            let version = KINDS.iter().find(|k| k.group == g).map(|k| k.version).unwrap_or("v1");
+            let version = KINDS
+                .iter()
+                .find(|k| k.group == g)
+                .map(|k| k.version)
+                .unwrap_or("v1");
             let gv = json!({"groupVersion": format!("{g}/{version}"), "version": version});
             json!({"name": g, "versions": [gv], "preferredVersion": gv})
         })
@@ -132,12 +165,18 @@ pub fn legacy_apis() -> Value {
 
 /// `/api/v1` or `/apis/<group>/<version>`, or None when not served.
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
-    let kinds: Vec<&KindInfo> =
-        KINDS.iter().filter(|k| k.group == group && k.version == version).collect();
+    let kinds: Vec<&KindInfo> = KINDS
+        .iter()
+        .filter(|k| k.group == group && k.version == version)
+        .collect();
     if kinds.is_empty() {
         return None;
     }
-    let group_version = if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") };
+    let group_version = if group.is_empty() {
+        version.to_owned()
+    } else {
+        format!("{group}/{version}")
+    };
     let mut resources = Vec::new();
     for k in kinds {
         resources.push(json!({
@@ -155,12 +194,18 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
             resources.push(entry);
         }
     }
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
-                "resources": resources}))
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
+                "resources": resources}),
+    )
 }
 
 fn gv_path(group: &str, version: &str) -> String {
-    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
 }
 
 /// The OpenAPI v3 index: one entry per group-version.
@@ -168,7 +213,10 @@ pub fn openapi_index() -> Value {
     let mut paths = serde_json::Map::new();
     for k in KINDS {
         let path = gv_path(k.group, k.version);
-        let url = format!("/openapi/v3/{path}?hash={}", openapi_hash(k.group, k.version));
+        let url = format!(
+            "/openapi/v3/{path}?hash={}",
+            openapi_hash(k.group, k.version)
+        );
         paths.insert(path, json!({"serverRelativeURL": url}));
     }
     json!({"paths": paths})
@@ -176,7 +224,9 @@ pub fn openapi_index() -> Value {
 
 /// A stable tag of one group-version's document, for caching.
 pub fn openapi_hash(group: &str, version: &str) -> String {
-    let doc = openapi_document(group, version).map(|d| d.to_string()).unwrap_or_default();
+    let doc = openapi_document(group, version)
+        .map(|d| d.to_string())
+        .unwrap_or_default();
     let mut hash: u64 = 0xcbf29ce484222325;
     for b in doc.bytes() {
         hash ^= u64::from(b);
@@ -196,8 +246,10 @@ fn schema_name(k: &KindInfo) -> String {
 
 /// The OpenAPI v3 document of one group-version.
 pub fn openapi_document(group: &str, version: &str) -> Option<Value> {
-    let kinds: Vec<&KindInfo> =
-        KINDS.iter().filter(|k| k.group == group && k.version == version).collect();
+    let kinds: Vec<&KindInfo> = KINDS
+        .iter()
+        .filter(|k| k.group == group && k.version == version)
+        .collect();
     if kinds.is_empty() {
         return None;
     }
@@ -220,7 +272,10 @@ pub fn openapi_document(group: &str, version: &str) -> Option<Value> {
             json!({"x-kubernetes-group-version-kind": gvk, "x-kubernetes-action": verb,
                    "parameters": parameters, "responses": {"200": {"description": "OK"}}})
         };
-        paths.insert(item, json!({"patch": operation("patch"), "put": operation("put")}));
+        paths.insert(
+            item,
+            json!({"patch": operation("patch"), "put": operation("put")}),
+        );
         let collection = if k.namespaced {
             format!("{prefix}/namespaces/{{namespace}}/{}", k.plural)
         } else {

@@ -12,21 +12,45 @@ use crate::store::StoreError;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{resource} \"{name}\" not found")]
-    NotFound { resource: String, name: String, group: String, kind: String },
+    NotFound {
+        resource: String,
+        name: String,
+        group: String,
+        kind: String,
+    },
     #[error("the server could not find the requested resource")]
     NoRoute,
     #[error("{resource} \"{name}\" already exists")]
-    AlreadyExists { resource: String, name: String, group: String, kind: String },
+    AlreadyExists {
+        resource: String,
+        name: String,
+        group: String,
+        kind: String,
+    },
     #[error(
         "Operation cannot be fulfilled on {resource} \"{name}\": the object has been modified; \
          please apply your changes to the latest version and try again"
     )]
-    Conflict { resource: String, name: String, group: String, kind: String },
+    Conflict {
+        resource: String,
+        name: String,
+        group: String,
+        kind: String,
+    },
     #[error("Operation cannot be fulfilled on {resource} \"{name}\": {message}")]
-    Precondition { resource: String, name: String, message: String },
+    Precondition {
+        resource: String,
+        name: String,
+        message: String,
+    },
     /// 422: one or more fields are wrong.
     #[error("{kind} \"{name}\" is invalid: {}", render_causes(.causes))]
-    Invalid { kind: String, group: String, name: String, causes: Vec<FieldError> },
+    Invalid {
+        kind: String,
+        group: String,
+        name: String,
+        causes: Vec<FieldError>,
+    },
     #[error("{0}")]
     BadRequest(String),
     #[error("Unauthorized")]
@@ -61,7 +85,11 @@ impl FieldError {
         } else {
             format!("Required value: {detail}")
         };
-        FieldError { reason: "FieldValueRequired", field: field.into(), message }
+        FieldError {
+            reason: "FieldValueRequired",
+            field: field.into(),
+            message,
+        }
     }
 
     pub fn invalid(field: &str, value: &str, detail: &str) -> FieldError {
@@ -73,7 +101,11 @@ impl FieldError {
     }
 
     pub fn not_supported(field: &str, value: &str, supported: &[&str]) -> FieldError {
-        let list = supported.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ");
+        let list = supported
+            .iter()
+            .map(|s| format!("\"{s}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
         FieldError {
             reason: "FieldValueNotSupported",
             field: field.into(),
@@ -91,8 +123,15 @@ impl FieldError {
 }
 
 fn render_causes(causes: &[FieldError]) -> String {
-    let parts: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
-    if parts.len() == 1 { parts[0].clone() } else { format!("[{}]", parts.join(", ")) }
+    let parts: Vec<String> = causes
+        .iter()
+        .map(|c| format!("{}: {}", c.field, c.message))
+        .collect();
+    if parts.len() == 1 {
+        parts[0].clone()
+    } else {
+        format!("[{}]", parts.join(", "))
+    }
 }
 
 impl ApiError {
@@ -134,15 +173,26 @@ impl ApiError {
     /// The `Status` object for this failure.
     pub fn status(&self) -> Status {
         let details = match self {
-            ApiError::NotFound { name, group, kind, .. }
-            | ApiError::AlreadyExists { name, group, kind, .. }
-            | ApiError::Conflict { name, group, kind, .. } => Some(StatusDetails {
+            ApiError::NotFound {
+                name, group, kind, ..
+            }
+            | ApiError::AlreadyExists {
+                name, group, kind, ..
+            }
+            | ApiError::Conflict {
+                name, group, kind, ..
+            } => Some(StatusDetails {
                 name: Some(name.clone()),
                 group: (!group.is_empty()).then(|| group.clone()),
                 kind: Some(kind.clone()),
                 ..Default::default()
             }),
-            ApiError::Invalid { kind, group, name, causes } => Some(StatusDetails {
+            ApiError::Invalid {
+                kind,
+                group,
+                name,
+                causes,
+            } => Some(StatusDetails {
                 name: Some(name.clone()),
                 group: (!group.is_empty()).then(|| group.clone()),
                 kind: Some(kind.clone()),
@@ -172,12 +222,31 @@ impl ApiError {
 
     /// Maps a store failure on one object of one resource.
     pub fn from_store(error: StoreError, info: &super::registry::KindInfo, name: &str) -> ApiError {
-        let (resource, group, kind) = (info.qualified(), info.group.to_owned(), info.plural.to_owned());
+        let (resource, group, kind) = (
+            info.qualified(),
+            info.group.to_owned(),
+            info.plural.to_owned(),
+        );
         let name = name.to_owned();
         match error {
-            StoreError::NotFound(_) => ApiError::NotFound { resource, name, group, kind },
-            StoreError::AlreadyExists(_) => ApiError::AlreadyExists { resource, name, group, kind },
-            StoreError::Conflict { .. } => ApiError::Conflict { resource, name, group, kind },
+            StoreError::NotFound(_) => ApiError::NotFound {
+                resource,
+                name,
+                group,
+                kind,
+            },
+            StoreError::AlreadyExists(_) => ApiError::AlreadyExists {
+                resource,
+                name,
+                group,
+                kind,
+            },
+            StoreError::Conflict { .. } => ApiError::Conflict {
+                resource,
+                name,
+                group,
+                kind,
+            },
             StoreError::Expired { requested, oldest } => ApiError::Expired { requested, oldest },
             StoreError::Unavailable(message) => ApiError::ServiceUnavailable(message),
         }
@@ -187,7 +256,12 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self.status()).expect("Status always encodes");
-        (self.code(), [(http::header::CONTENT_TYPE, "application/json")], body).into_response()
+        (
+            self.code(),
+            [(http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
     }
 }
 

@@ -46,9 +46,8 @@ fn kind_fields(kind: &str) -> &'static [&'static str] {
 
 /// The value of a selectable field of an object.
 pub fn field_value(info: &KindInfo, object: &Value, field: &str) -> Option<String> {
-    let lookup = |path: &str| -> Option<&Value> {
-        path.split('.').try_fold(object, |v, part| v.get(part))
-    };
+    let lookup =
+        |path: &str| -> Option<&Value> { path.split('.').try_fold(object, |v, part| v.get(part)) };
     let value = match (info.kind, field) {
         ("Event", "source") => lookup("source.component"),
         _ => lookup(field),
@@ -88,21 +87,29 @@ impl Filter {
             None => Selector::everything(),
         };
         let fields = match field_selector {
-            Some(text) => FieldSelector::parse(text)
-                .map_err(|e| ApiError::BadRequest(e.to_string()))?,
+            Some(text) => {
+                FieldSelector::parse(text).map_err(|e| ApiError::BadRequest(e.to_string()))?
+            }
             None => FieldSelector::everything(),
         };
         let allowed = kind_fields(info.kind);
         for requirement in fields.requirements() {
             let field = requirement.field.as_str();
-            if field != "metadata.name" && field != "metadata.namespace" && !allowed.contains(&field)
+            if field != "metadata.name"
+                && field != "metadata.namespace"
+                && !allowed.contains(&field)
             {
                 return Err(ApiError::BadRequest(format!(
                     "field label not supported: {field}"
                 )));
             }
         }
-        Ok(Filter { info, namespace, labels, fields })
+        Ok(Filter {
+            info,
+            namespace,
+            labels,
+            fields,
+        })
     }
 
     pub fn matches(&self, object: &Value) -> bool {
@@ -119,6 +126,7 @@ impl Filter {
                 return false;
             }
         }
-        self.fields.matches(|field| field_value(self.info, object, field))
+        self.fields
+            .matches(|field| field_value(self.info, object, field))
     }
 }

@@ -41,11 +41,17 @@ impl Call {
     }
 
     fn accept(&self) -> &str {
-        self.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 
     fn content_type(&self) -> &str {
-        self.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 
     fn dry_run(&self) -> bool {
@@ -72,7 +78,11 @@ fn raw_json_response(code: StatusCode, body: Bytes) -> Response {
 
 /// Routes one authenticated request.
 pub async fn route(state: Arc<ApiState>, call: Call, path: &str) -> Response {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segments: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let result = match segments.as_slice() {
         ["version"] => Ok(json_response(StatusCode::OK, &discovery::version())),
         ["healthz"] | ["livez"] | ["readyz"] => Ok((StatusCode::OK, "ok").into_response()),
@@ -109,9 +119,20 @@ fn discovery_response(call: &Call, core: bool, server_address: &str) -> Response
         )
             .into_response();
     }
-    let doc = if core { discovery::legacy_api(server_address) } else { discovery::legacy_apis() };
+    let doc = if core {
+        discovery::legacy_api(server_address)
+    } else {
+        discovery::legacy_apis()
+    };
     let body = serde_json::to_vec(&doc).expect("encodes");
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json"), (header::VARY, "Accept")], body)
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::VARY, "Accept"),
+        ],
+        body,
+    )
         .into_response()
 }
 
@@ -125,7 +146,14 @@ fn openapi(group: &str, version: &str) -> ApiResult<Response> {
     let doc = discovery::openapi_document(group, version).ok_or(ApiError::NoRoute)?;
     let etag = format!("\"{}\"", discovery::openapi_hash(group, version));
     let body = serde_json::to_vec(&doc).expect("encodes");
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json".to_owned()), (header::ETAG, etag)], body)
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (header::ETAG, etag),
+        ],
+        body,
+    )
         .into_response())
 }
 
@@ -169,7 +197,13 @@ async fn resource(state: Arc<ApiState>, call: Call, target: Target) -> ApiResult
         (&Method::DELETE, None, None) => delete_collection(&state, &call, &target).await,
         (&Method::GET, Some(name), None | Some("status")) => {
             let record = get_record(&state, &target, name)?;
-            Ok(object_response(&call, info, StatusCode::OK, &record.object, Some(&record.json)))
+            Ok(object_response(
+                &call,
+                info,
+                StatusCode::OK,
+                &record.object,
+                Some(&record.json),
+            ))
         }
         (&Method::GET, Some(name), Some("scale")) if info.has_scale => {
             let record = get_record(&state, &target, name)?;
@@ -191,7 +225,10 @@ async fn resource(state: Arc<ApiState>, call: Call, target: Target) -> ApiResult
             let body = decode_body(&call)?;
             let (object, warnings, code) =
                 update(&state, &call, &target, name, UpdateKind::Replace(body)).await?;
-            Ok(with_warnings(object_response(&call, info, code, &object, None), &warnings))
+            Ok(with_warnings(
+                object_response(&call, info, code, &object, None),
+                &warnings,
+            ))
         }
         (&Method::PATCH, Some(name), None | Some("status")) => {
             if sub == Some("status") && !info.has_status {
@@ -205,7 +242,10 @@ async fn resource(state: Arc<ApiState>, call: Call, target: Target) -> ApiResult
             }
             let (object, warnings, code) =
                 update(&state, &call, &target, name, UpdateKind::Patch(kind)).await?;
-            Ok(with_warnings(object_response(&call, info, code, &object, None), &warnings))
+            Ok(with_warnings(
+                object_response(&call, info, code, &object, None),
+                &warnings,
+            ))
         }
         (&Method::DELETE, Some(name), None) => delete(&state, &call, &target, name).await,
         _ => Err(ApiError::MethodNotAllowed(format!(
@@ -215,12 +255,25 @@ async fn resource(state: Arc<ApiState>, call: Call, target: Target) -> ApiResult
 }
 
 fn list_filter(call: &Call, target: &Target) -> ApiResult<Filter> {
-    let namespace = if target.info.namespaced { target.namespace.clone() } else { None };
-    Filter::new(target.info, namespace, call.param("labelSelector"), call.param("fieldSelector"))
+    let namespace = if target.info.namespaced {
+        target.namespace.clone()
+    } else {
+        None
+    };
+    Filter::new(
+        target.info,
+        namespace,
+        call.param("labelSelector"),
+        call.param("fieldSelector"),
+    )
 }
 
 fn key(target: &Target, name: &str) -> Key {
-    let namespace = if target.info.namespaced { target.namespace.as_deref().unwrap_or("") } else { "" };
+    let namespace = if target.info.namespaced {
+        target.namespace.as_deref().unwrap_or("")
+    } else {
+        ""
+    };
     Key::new(&target.info.store_resource(), namespace, name)
 }
 
@@ -234,7 +287,10 @@ fn not_found(info: &KindInfo, name: &str) -> ApiError {
 }
 
 fn get_record(state: &ApiState, target: &Target, name: &str) -> ApiResult<Record> {
-    state.store.get(&key(target, name)).ok_or_else(|| not_found(target.info, name))
+    state
+        .store
+        .get(&key(target, name))
+        .ok_or_else(|| not_found(target.info, name))
 }
 
 /// One object as the client asked for it: a one-row Table or the object.
@@ -257,7 +313,10 @@ fn object_response(
 
 fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
     for warning in warnings {
-        let text = format!("299 - \"{}\"", warning.replace('\\', "\\\\").replace('"', "\\\""));
+        let text = format!(
+            "299 - \"{}\"",
+            warning.replace('\\', "\\\\").replace('"', "\\\"")
+        );
         if let Ok(value) = http::HeaderValue::from_str(&text) {
             response.headers_mut().append(header::WARNING, value);
         }
@@ -267,17 +326,27 @@ fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
 
 fn list(state: &ApiState, call: &Call, target: &Target) -> ApiResult<Response> {
     let filter = list_filter(call, target)?;
-    let prefix = Prefix { resource: target.info.store_resource(), namespace: filter.namespace.clone() };
+    let prefix = Prefix {
+        resource: target.info.store_resource(),
+        namespace: filter.namespace.clone(),
+    };
     let snapshot = state.store.list(&prefix);
-    let mut records: Vec<&Record> =
-        snapshot.records.iter().filter(|r| filter.matches(&r.object)).collect();
+    let mut records: Vec<&Record> = snapshot
+        .records
+        .iter()
+        .filter(|r| filter.matches(&r.object))
+        .collect();
 
     // Pagination: the continue token is the key to start after.
     if let Some(token) = call.param("continue").filter(|t| !t.is_empty()) {
         let (namespace, name) = decode_continue(token)?;
         records.retain(|r| (r.key.namespace.as_str(), r.key.name.as_str()) > (&namespace, &name));
     }
-    let limit: usize = call.param("limit").and_then(|l| l.parse().ok()).filter(|l| *l > 0).unwrap_or(0);
+    let limit: usize = call
+        .param("limit")
+        .and_then(|l| l.parse().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(0);
     let mut next = None;
     let mut remaining = None;
     if limit > 0 && records.len() > limit {
@@ -288,7 +357,12 @@ fn list(state: &ApiState, call: &Call, target: &Target) -> ApiResult<Response> {
     }
     let revision = snapshot.revision.to_string();
     if table::wants_table(call.accept()) {
-        let mut doc = table::table(target.info, records.iter().map(|r| &*r.object), &revision, true);
+        let mut doc = table::table(
+            target.info,
+            records.iter().map(|r| &*r.object),
+            &revision,
+            true,
+        );
         if let Some(next) = &next {
             doc["metadata"]["continue"] = json!(next);
             doc["metadata"]["remainingItemCount"] = json!(remaining);
@@ -301,7 +375,8 @@ fn list(state: &ApiState, call: &Call, target: &Target) -> ApiResult<Response> {
         metadata["continue"] = json!(next);
         metadata["remainingItemCount"] = json!(remaining);
     }
-    let mut body = Vec::with_capacity(records.iter().map(|r| r.json.len() + 1).sum::<usize>() + 128);
+    let mut body =
+        Vec::with_capacity(records.iter().map(|r| r.json.len() + 1).sum::<usize>() + 128);
     body.extend_from_slice(
         format!(
             "{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":{},\"items\":[",
@@ -330,7 +405,9 @@ fn encode_continue(namespace: &str, name: &str) -> String {
 fn decode_continue(token: &str) -> ApiResult<(String, String)> {
     use base64::Engine;
     let bad = || ApiError::BadRequest("invalid value for continue token".into());
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad())?;
     serde_json::from_slice(&bytes).map_err(|_| bad())
 }
 
@@ -344,10 +421,14 @@ pub fn decode_body(call: &Call) -> ApiResult<Value> {
         serde_json::from_slice(&call.body)
             .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?
     } else {
-        return Err(ApiError::UnsupportedMediaType("application/json, application/yaml".into()));
+        return Err(ApiError::UnsupportedMediaType(
+            "application/json, application/yaml".into(),
+        ));
     };
     if !value.is_object() {
-        return Err(ApiError::BadRequest("the body must be a JSON object".into()));
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object".into(),
+        ));
     }
     Ok(value)
 }
@@ -363,12 +444,17 @@ fn normalize(call: &Call, info: &KindInfo, input: &Value) -> ApiResult<(Value, V
     };
     if let Some(kind) = input.get("kind").and_then(Value::as_str) {
         if kind != info.kind {
-            return Err(cannot(format!("the kind of the object is {kind}, not {}", info.kind)));
+            return Err(cannot(format!(
+                "the kind of the object is {kind}, not {}",
+                info.kind
+            )));
         }
     }
     if let Some(api_version) = input.get("apiVersion").and_then(Value::as_str) {
         if api_version != info.api_version() {
-            return Err(cannot(format!("the apiVersion of the object is {api_version}")));
+            return Err(cannot(format!(
+                "the apiVersion of the object is {api_version}"
+            )));
         }
     }
     let normalized = (info.normalize)(input).map_err(|e| cannot(e.to_string()))?;
@@ -377,8 +463,14 @@ fn normalize(call: &Call, info: &KindInfo, input: &Value) -> ApiResult<(Value, V
     if !unknown.is_empty() {
         match call.param("fieldValidation").unwrap_or("Warn") {
             "Strict" => {
-                let list = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect::<Vec<_>>();
-                return Err(cannot(format!("strict decoding error: {}", list.join(", "))));
+                let list = unknown
+                    .iter()
+                    .map(|f| format!("unknown field \"{f}\""))
+                    .collect::<Vec<_>>();
+                return Err(cannot(format!(
+                    "strict decoding error: {}",
+                    list.join(", ")
+                )));
             }
             "Ignore" => {}
             _ => warnings.extend(unknown.iter().map(|f| format!("unknown field \"{f}\""))),
@@ -391,7 +483,12 @@ fn normalize(call: &Call, info: &KindInfo, input: &Value) -> ApiResult<(Value, V
 }
 
 fn invalid(info: &KindInfo, name: &str, causes: Vec<FieldError>) -> ApiError {
-    ApiError::Invalid { kind: info.kind.into(), group: info.group.into(), name: name.into(), causes }
+    ApiError::Invalid {
+        kind: info.kind.into(),
+        group: info.group.into(),
+        name: name.into(),
+        causes,
+    }
 }
 
 const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -399,7 +496,9 @@ const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 fn random_suffix() -> String {
     use rand::Rng;
     let mut rng = rand::rng();
-    (0..5).map(|_| NAME_ALPHABET[rng.random_range(0..NAME_ALPHABET.len())] as char).collect()
+    (0..5)
+        .map(|_| NAME_ALPHABET[rng.random_range(0..NAME_ALPHABET.len())] as char)
+        .collect()
 }
 
 /// Prepares a new object for storage: metadata the server owns, defaults,
@@ -412,9 +511,9 @@ fn prepare_create(
 ) -> ApiResult<(Value, Vec<String>)> {
     let info = target.info;
     let (mut object, warnings) = normalize(call, info, input)?;
-    let meta = object["metadata"].as_object_mut().ok_or_else(|| {
-        invalid(info, "", vec![FieldError::required("metadata", "")])
-    })?;
+    let meta = object["metadata"]
+        .as_object_mut()
+        .ok_or_else(|| invalid(info, "", vec![FieldError::required("metadata", "")]))?;
     if info.namespaced {
         let url_ns = target.namespace.clone().unwrap_or_default();
         match meta.get("namespace").and_then(Value::as_str) {
@@ -431,9 +530,17 @@ fn prepare_create(
     } else {
         meta.remove("namespace");
     }
-    let name = meta.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
+    let name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     if name.is_empty() {
-        if let Some(prefix) = meta.get("generateName").and_then(Value::as_str).filter(|p| !p.is_empty()) {
+        if let Some(prefix) = meta
+            .get("generateName")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+        {
             let prefix: String = prefix.chars().take(58).collect();
             meta.insert("name".into(), json!(format!("{prefix}{}", random_suffix())));
         }
@@ -470,7 +577,10 @@ fn prepare_create(
 
 /// The QoS class of a pod spec, as the kubelet and apiserver compute it.
 pub fn qos_class(spec: &Value) -> &'static str {
-    let containers = spec["containers"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let containers = spec["containers"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     let mut any = false;
     let mut guaranteed = !containers.is_empty();
     for c in containers {
@@ -539,8 +649,13 @@ async fn create(state: &ApiState, call: &Call, target: &Target) -> ApiResult<Res
         .write(key(target, &name), WriteOp::Create(object))
         .await
         .map_err(|e| ApiError::from_store(e, target.info, &name))?;
-    let response =
-        object_response(call, target.info, StatusCode::CREATED, &record.object, Some(&record.json));
+    let response = object_response(
+        call,
+        target.info,
+        StatusCode::CREATED,
+        &record.object,
+        Some(&record.json),
+    );
     Ok(with_warnings(response, &warnings))
 }
 
@@ -585,10 +700,18 @@ fn prepare_update(
     // Metadata the server owns.
     let current_meta = &current["metadata"];
     {
-        let meta = object["metadata"].as_object_mut().ok_or_else(|| {
-            invalid(info, "", vec![FieldError::required("metadata", "")])
-        })?;
-        for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "namespace", "name"] {
+        let meta = object["metadata"]
+            .as_object_mut()
+            .ok_or_else(|| invalid(info, "", vec![FieldError::required("metadata", "")]))?;
+        for field in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "namespace",
+            "name",
+        ] {
             match current_meta.get(field) {
                 Some(value) => meta.insert(field.into(), value.clone()),
                 None => meta.remove(field),
@@ -605,7 +728,11 @@ fn prepare_update(
     admission::default(info, &mut object);
     let errors = admission::validate(info, &object);
     if !errors.is_empty() {
-        return Err(invalid(info, current_meta["name"].as_str().unwrap_or(""), errors));
+        return Err(invalid(
+            info,
+            current_meta["name"].as_str().unwrap_or(""),
+            errors,
+        ));
     }
     Ok((object, warnings))
 }
@@ -655,7 +782,9 @@ pub async fn update(
                         ));
                     }
                 }
-                let rv = body["metadata"]["resourceVersion"].as_str().map(str::to_owned);
+                let rv = body["metadata"]["resourceVersion"]
+                    .as_str()
+                    .map(str::to_owned);
                 let mut body = body.clone();
                 if body["metadata"]["name"].is_null() {
                     body["metadata"]["name"] = json!(name);
@@ -663,12 +792,15 @@ pub async fn update(
                 (body, rv.filter(|r| !r.is_empty()))
             }
             UpdateKind::Patch(patch_kind) => {
-                let patched = patch::apply(*patch_kind, &current.object, &call.body)
-                    .map_err(|e| match e {
+                let patched = patch::apply(*patch_kind, &current.object, &call.body).map_err(
+                    |e| match e {
                         ApiError::Invalid { causes, .. } => invalid(info, name, causes),
                         other => other,
-                    })?;
-                let rv = patched["metadata"]["resourceVersion"].as_str().map(str::to_owned);
+                    },
+                )?;
+                let rv = patched["metadata"]["resourceVersion"]
+                    .as_str()
+                    .map(str::to_owned);
                 (patched, rv.filter(|r| !r.is_empty()))
             }
         };
@@ -683,7 +815,8 @@ pub async fn update(
             }
         }
         let (mut object, warnings) = prepare_update(call, target, &current.object, &candidate)?;
-        object["metadata"]["resourceVersion"] = current.object["metadata"]["resourceVersion"].clone();
+        object["metadata"]["resourceVersion"] =
+            current.object["metadata"]["resourceVersion"].clone();
         if object == *current.object {
             // A no-op update writes nothing and emits no event.
             return Ok(((*current.object).clone(), warnings, StatusCode::OK));
@@ -694,12 +827,20 @@ pub async fn update(
         // Removing the last finalizer of a deleting object completes its
         // deletion.
         let deleting = object["metadata"]["deletionTimestamp"].is_string();
-        let finalizers = object["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
-        let pod_pending_kubelet = info.kind == "Pod" && !object["spec"]["nodeName"].as_str().unwrap_or("").is_empty();
+        let finalizers = object["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty());
+        let pod_pending_kubelet =
+            info.kind == "Pod" && !object["spec"]["nodeName"].as_str().unwrap_or("").is_empty();
         let op = if deleting && !finalizers && !pod_pending_kubelet {
-            WriteOp::Delete { expected: Some(current.revision) }
+            WriteOp::Delete {
+                expected: Some(current.revision),
+            }
         } else {
-            WriteOp::Update { expected: Some(current.revision), object }
+            WriteOp::Update {
+                expected: Some(current.revision),
+                object,
+            }
         };
         match state.store.write(key.clone(), op).await {
             Ok(record) => return Ok(((*record.object).clone(), warnings, StatusCode::OK)),
@@ -735,31 +876,52 @@ fn scale_of(object: &Value) -> Value {
     })
 }
 
-async fn update_scale(state: &ApiState, call: &Call, target: &Target, name: &str) -> ApiResult<Response> {
+async fn update_scale(
+    state: &ApiState,
+    call: &Call,
+    target: &Target,
+    name: &str,
+) -> ApiResult<Response> {
     let info = target.info;
     let current = get_record(state, target, name)?;
     let scale = scale_of(&current.object);
     let desired = if call.method == Method::PUT {
         decode_body(call)?
     } else {
-        patch::apply(PatchKind::from_content_type(call.content_type())?, &scale, &call.body)?
+        patch::apply(
+            PatchKind::from_content_type(call.content_type())?,
+            &scale,
+            &call.body,
+        )?
     };
-    let replicas = desired["spec"]["replicas"].as_i64().ok_or_else(|| {
-        invalid(info, name, vec![FieldError::required("spec.replicas", "")])
-    })?;
+    let replicas = desired["spec"]["replicas"]
+        .as_i64()
+        .ok_or_else(|| invalid(info, name, vec![FieldError::required("spec.replicas", "")]))?;
     if replicas < 0 {
-        return Err(invalid(info, name, vec![FieldError::invalid(
-            "spec.replicas",
-            &replicas.to_string(),
-            "must be greater than or equal to 0",
-        )]));
+        return Err(invalid(
+            info,
+            name,
+            vec![FieldError::invalid(
+                "spec.replicas",
+                &replicas.to_string(),
+                "must be greater than or equal to 0",
+            )],
+        ));
     }
     let mut object = (*current.object).clone();
     object["spec"]["replicas"] = json!(replicas);
-    if let Some(rv) = desired["metadata"]["resourceVersion"].as_str().filter(|r| !r.is_empty()) {
+    if let Some(rv) = desired["metadata"]["resourceVersion"]
+        .as_str()
+        .filter(|r| !r.is_empty())
+    {
         object["metadata"]["resourceVersion"] = json!(rv);
     }
-    let main = Target { info, namespace: target.namespace.clone(), name: target.name.clone(), subresource: None };
+    let main = Target {
+        info,
+        namespace: target.namespace.clone(),
+        name: target.name.clone(),
+        subresource: None,
+    };
     let (object, _, _) = update(state, call, &main, name, UpdateKind::Replace(object)).await?;
     Ok(json_response(StatusCode::OK, &scale_of(&object)))
 }
@@ -798,12 +960,20 @@ async fn bind(state: &ApiState, call: &Call, target: &Target, name: &str) -> Api
         let now = Time::now().to_string();
         let condition = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null,
                                "lastTransitionTime": now});
-        let conditions = object["status"]["conditions"].as_array().cloned().unwrap_or_default();
-        let mut conditions: Vec<Value> =
-            conditions.into_iter().filter(|c| c["type"] != "PodScheduled").collect();
+        let conditions = object["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut conditions: Vec<Value> = conditions
+            .into_iter()
+            .filter(|c| c["type"] != "PodScheduled")
+            .collect();
         conditions.push(condition);
         object["status"]["conditions"] = Value::Array(conditions);
-        let op = WriteOp::Update { expected: Some(current.revision), object };
+        let op = WriteOp::Update {
+            expected: Some(current.revision),
+            object,
+        };
         match state.store.write(key.clone(), op).await {
             Ok(_) => break,
             Err(StoreError::Conflict { .. }) => continue,
@@ -823,7 +993,10 @@ fn delete_options(call: &Call) -> ApiResult<DeleteOptions> {
         serde_json::from_slice(&call.body)
             .map_err(|e| ApiError::BadRequest(format!("invalid DeleteOptions: {e}")))?
     };
-    if let Some(grace) = call.param("gracePeriodSeconds").and_then(|g| g.parse().ok()) {
+    if let Some(grace) = call
+        .param("gracePeriodSeconds")
+        .and_then(|g| g.parse().ok())
+    {
         options.grace_period_seconds = Some(grace);
     }
     if let Some(policy) = call.param("propagationPolicy") {
@@ -870,7 +1043,11 @@ pub async fn delete_one(
         let current = get_record(state, target, name)?;
         let object = &*current.object;
         if let Some(pre) = &options.preconditions {
-            if pre.uid.as_deref().is_some_and(|uid| object["metadata"]["uid"] != uid) {
+            if pre
+                .uid
+                .as_deref()
+                .is_some_and(|uid| object["metadata"]["uid"] != uid)
+            {
                 return Err(ApiError::Precondition {
                     resource: info.qualified(),
                     name: name.into(),
@@ -881,7 +1058,11 @@ pub async fn delete_one(
                     ),
                 });
             }
-            if pre.resource_version.as_deref().is_some_and(|rv| rv != current.revision.to_string()) {
+            if pre
+                .resource_version
+                .as_deref()
+                .is_some_and(|rv| rv != current.revision.to_string())
+            {
                 return Err(ApiError::Conflict {
                     resource: info.qualified(),
                     name: name.into(),
@@ -894,7 +1075,9 @@ pub async fn delete_one(
         let now = Utc::now();
         let immediate;
         if info.kind == "Pod" {
-            let default_grace = object["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap_or(30);
+            let default_grace = object["spec"]["terminationGracePeriodSeconds"]
+                .as_i64()
+                .unwrap_or(30);
             let grace = options.grace_period_seconds.unwrap_or(default_grace).max(0);
             let on_node = !object["spec"]["nodeName"].as_str().unwrap_or("").is_empty();
             let phase = object["status"]["phase"].as_str().unwrap_or("");
@@ -910,14 +1093,19 @@ pub async fn delete_one(
                 updated["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
             }
         } else {
-            let policy = options.propagation_policy.as_deref().unwrap_or("Background");
+            let policy = options
+                .propagation_policy
+                .as_deref()
+                .unwrap_or("Background");
             let finalizer = match policy {
                 "Foreground" => Some("foregroundDeletion"),
                 "Orphan" => Some("orphan"),
                 _ => None,
             };
-            let mut finalizers: Vec<Value> =
-                object["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
+            let mut finalizers: Vec<Value> = object["metadata"]["finalizers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             if let Some(f) = finalizer {
                 if !finalizers.iter().any(|x| x == f) {
                     finalizers.push(json!(f));
@@ -936,11 +1124,16 @@ pub async fn delete_one(
             return Ok((StatusCode::OK, updated));
         }
         let op = if immediate {
-            WriteOp::Delete { expected: Some(current.revision) }
+            WriteOp::Delete {
+                expected: Some(current.revision),
+            }
         } else if updated == *object {
             return Ok((StatusCode::ACCEPTED, updated));
         } else {
-            WriteOp::Update { expected: Some(current.revision), object: updated }
+            WriteOp::Update {
+                expected: Some(current.revision),
+                object: updated,
+            }
         };
         let record = match state.store.write(key.clone(), op).await {
             Ok(record) => record,
@@ -951,7 +1144,11 @@ pub async fn delete_one(
             delete_namespace_contents(state, name).await;
         }
         if !immediate {
-            let code = if info.kind == "Pod" { StatusCode::OK } else { StatusCode::ACCEPTED };
+            let code = if info.kind == "Pod" {
+                StatusCode::OK
+            } else {
+                StatusCode::ACCEPTED
+            };
             return Ok((code, (*record.object).clone()));
         }
         if info.kind == "Pod" {
@@ -987,7 +1184,10 @@ async fn delete_namespace_contents_inner(state: &ApiState, namespace: &str) {
         body: Bytes::new(),
     };
     for info in registry::KINDS.iter().filter(|k| k.namespaced) {
-        let prefix = Prefix { resource: info.store_resource(), namespace: Some(namespace.into()) };
+        let prefix = Prefix {
+            resource: info.store_resource(),
+            namespace: Some(namespace.into()),
+        };
         for record in state.store.list(&prefix).records {
             let target = Target {
                 info,
@@ -995,7 +1195,14 @@ async fn delete_namespace_contents_inner(state: &ApiState, namespace: &str) {
                 name: Some(record.key.name.clone()),
                 subresource: None,
             };
-            let _ = delete_one(state, &call, &target, &record.key.name, &DeleteOptions::default()).await;
+            let _ = delete_one(
+                state,
+                &call,
+                &target,
+                &record.key.name,
+                &DeleteOptions::default(),
+            )
+            .await;
         }
     }
 }
@@ -1003,7 +1210,10 @@ async fn delete_namespace_contents_inner(state: &ApiState, namespace: &str) {
 async fn delete_collection(state: &ApiState, call: &Call, target: &Target) -> ApiResult<Response> {
     let options = delete_options(call)?;
     let filter = list_filter(call, target)?;
-    let prefix = Prefix { resource: target.info.store_resource(), namespace: filter.namespace.clone() };
+    let prefix = Prefix {
+        resource: target.info.store_resource(),
+        namespace: filter.namespace.clone(),
+    };
     let mut items = Vec::new();
     for record in state.store.list(&prefix).records {
         if !filter.matches(&record.object) {
@@ -1031,6 +1241,9 @@ async fn delete_collection(state: &ApiState, call: &Call, target: &Target) -> Ap
 /// Turns a streaming body into a response with the right headers.
 pub fn stream_response(content_type: &'static str, body: Body) -> Response {
     let mut response = Response::new(body);
-    response.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
     response
 }

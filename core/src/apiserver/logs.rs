@@ -19,10 +19,22 @@ use super::errors::{ApiError, ApiResult};
 use super::handlers::{Call, Target, stream_response};
 use crate::store::Key;
 
-const PASSED_THROUGH: &[&str] =
-    &["follow", "previous", "tailLines", "sinceSeconds", "sinceTime", "timestamps", "limitBytes"];
+const PASSED_THROUGH: &[&str] = &[
+    "follow",
+    "previous",
+    "tailLines",
+    "sinceSeconds",
+    "sinceTime",
+    "timestamps",
+    "limitBytes",
+];
 
-pub async fn pod_log(state: &ApiState, call: &Call, target: &Target, name: &str) -> ApiResult<Response> {
+pub async fn pod_log(
+    state: &ApiState,
+    call: &Call,
+    target: &Target,
+    name: &str,
+) -> ApiResult<Response> {
     let namespace = target.namespace.clone().unwrap_or_default();
     let pod = state
         .store
@@ -54,13 +66,21 @@ pub async fn pod_log(state: &ApiState, call: &Call, target: &Target, name: &str)
             )));
         }
     };
-    let node = pod.object["spec"]["nodeName"].as_str().unwrap_or("").to_owned();
+    let node = pod.object["spec"]["nodeName"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
     if node.is_empty() {
-        return Err(ApiError::BadRequest(format!("pod {name} does not have a host assigned")));
+        return Err(ApiError::BadRequest(format!(
+            "pod {name} does not have a host assigned"
+        )));
     }
-    let node_record = state.store.get(&Key::new("nodes", "", &node)).ok_or_else(|| {
-        ApiError::BadRequest(format!("node {node} of pod {name} is not registered"))
-    })?;
+    let node_record = state
+        .store
+        .get(&Key::new("nodes", "", &node))
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!("node {node} of pod {name} is not registered"))
+        })?;
     let status = &node_record.object["status"];
     let address = status["addresses"]
         .as_array()
@@ -75,7 +95,9 @@ pub async fn pod_log(state: &ApiState, call: &Call, target: &Target, name: &str)
             "node {node} has address {address}: only loopback node agents are reachable"
         )));
     }
-    let port = status["daemonEndpoints"]["kubeletEndpoint"]["Port"].as_u64().unwrap_or(10250);
+    let port = status["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+        .as_u64()
+        .unwrap_or(10250);
 
     let mut query = Vec::new();
     for key in PASSED_THROUGH {
@@ -90,7 +112,10 @@ pub async fn pod_log(state: &ApiState, call: &Call, target: &Target, name: &str)
     };
     let uri = format!("http://{host}:{port}/containerLogs/{namespace}/{name}/{container}?{query}");
     let request = Request::get(&uri)
-        .header(http::header::AUTHORIZATION, format!("Bearer {}", state.node_token))
+        .header(
+            http::header::AUTHORIZATION,
+            format!("Bearer {}", state.node_token),
+        )
         .body(http_body_util::Full::new(bytes::Bytes::new()))
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let response = state.node_client.request(request).await.map_err(|e| {
@@ -98,7 +123,10 @@ pub async fn pod_log(state: &ApiState, call: &Call, target: &Target, name: &str)
     })?;
     let code = response.status();
     if code == StatusCode::OK {
-        return Ok(stream_response("text/plain", Body::new(response.into_body())));
+        return Ok(stream_response(
+            "text/plain",
+            Body::new(response.into_body()),
+        ));
     }
     let text = response
         .into_body()

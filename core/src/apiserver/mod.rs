@@ -65,7 +65,10 @@ async fn serve_request(State(state): State<Arc<ApiState>>, request: Request) -> 
         .headers()
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .is_some_and(|token| state.tokens.iter().any(|t| t == token.trim()));
     if !authorized {
         return ApiError::Unauthorized.into_response();
@@ -86,7 +89,12 @@ async fn serve_request(State(state): State<Arc<ApiState>>, request: Request) -> 
     };
     let path = parts.uri.path().to_owned();
     let method = parts.method.clone();
-    let call = handlers::Call { method, query, headers: parts.headers, body };
+    let call = handlers::Call {
+        method,
+        query,
+        headers: parts.headers,
+        body,
+    };
     let response = handlers::route(state, call, &path).await;
     tracing::debug!(method = %parts.method, path, status = response.status().as_u16(), "request");
     response
@@ -94,7 +102,9 @@ async fn serve_request(State(state): State<Arc<ApiState>>, request: Request) -> 
 
 /// Builds the router over a store.
 pub fn router(state: Arc<ApiState>) -> axum::Router {
-    axum::Router::new().fallback(serve_request).with_state(state)
+    axum::Router::new()
+        .fallback(serve_request)
+        .with_state(state)
 }
 
 /// Where and how to run the apiserver.
@@ -120,20 +130,31 @@ pub enum StartError {
     #[error(transparent)]
     Pki(#[from] PkiError),
     #[error("listening on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 impl ApiServer {
     /// Generates or loads credentials, binds the listener, writes the
     /// kubeconfig, creates the system namespaces and starts serving.
-    pub async fn start(config: ApiServerConfig, store: Arc<dyn Store>) -> Result<ApiServer, StartError> {
+    pub async fn start(
+        config: ApiServerConfig,
+        store: Arc<dyn Store>,
+    ) -> Result<ApiServer, StartError> {
         let pki = Pki::load_or_create(&config.data_dir)?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| StartError::Listen { addr: config.listen, source })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
         let server = format!("https://{local_addr}");
         let kubeconfig = pki.write_kubeconfig(&config.data_dir, &server)?;
         let state = Arc::new(ApiState {
@@ -148,7 +169,13 @@ impl ApiServer {
         let tls = Arc::new(pki.server_config()?);
         tokio::spawn(accept_loop(listener, tls, router.clone()));
         tracing::info!(address = %local_addr, kubeconfig = %kubeconfig.display(), "apiserver serving");
-        Ok(ApiServer { router, admin_token: pki.admin_token, kubeconfig, local_addr, store })
+        Ok(ApiServer {
+            router,
+            admin_token: pki.admin_token,
+            kubeconfig,
+            local_addr,
+            store,
+        })
     }
 
     /// The data directory's kubeconfig path, for components started apart.
@@ -182,8 +209,9 @@ async fn accept_loop(listener: TcpListener, tls: Arc<rustls::ServerConfig>, rout
                 router.map_request(|r: http::Request<hyper::body::Incoming>| r.map(Body::new)),
             );
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(error) =
-                builder.serve_connection_with_upgrades(TokioIo::new(stream), service).await
+            if let Err(error) = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .await
             {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }

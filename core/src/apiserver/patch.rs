@@ -79,8 +79,13 @@ fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
 /// The merge key of a list field, if it is merged by key.
 fn merge_key(field: &str) -> Option<&'static str> {
     match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env"
-        | "imagePullSecrets" | "readinessGates" => Some("name"),
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "env"
+        | "imagePullSecrets"
+        | "readinessGates" => Some("name"),
         "ports" => Some("containerPort"),
         "volumeMounts" => Some("mountPath"),
         "volumeDevices" => Some("devicePath"),
@@ -121,17 +126,21 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) {
             continue;
         }
         if let Some(list) = key.strip_prefix("$deleteFromPrimitiveList/") {
-            if let (Some(current), Some(remove)) =
-                (object.get_mut(list).and_then(Value::as_array_mut), value.as_array())
-            {
+            if let (Some(current), Some(remove)) = (
+                object.get_mut(list).and_then(Value::as_array_mut),
+                value.as_array(),
+            ) {
                 current.retain(|v| !remove.contains(v));
             }
             continue;
         }
         if key == "$retainKeys" {
-            retain = value
-                .as_array()
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect());
+            retain = value.as_array().map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            });
             continue;
         }
         if key.starts_with('$') {
@@ -150,7 +159,9 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) {
                 strategic_merge(slot, value);
             }
             Value::Array(items) => {
-                let slot = object.entry(key.clone()).or_insert(Value::Array(Vec::new()));
+                let slot = object
+                    .entry(key.clone())
+                    .or_insert(Value::Array(Vec::new()));
                 merge_list(key, slot, items);
             }
             _ => {
@@ -162,16 +173,20 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) {
         object.retain(|k, _| keep.contains(k));
     }
     for (list, order) in orders {
-        if let (Some(current), Some(order)) =
-            (object.get_mut(&list).and_then(Value::as_array_mut), order.as_array())
-        {
+        if let (Some(current), Some(order)) = (
+            object.get_mut(&list).and_then(Value::as_array_mut),
+            order.as_array(),
+        ) {
             reorder(&list, current, order);
         }
     }
 }
 
 fn merge_list(field: &str, target: &mut Value, patch: &[Value]) {
-    if patch.iter().any(|p| p.get("$patch").and_then(Value::as_str) == Some("replace")) {
+    if patch
+        .iter()
+        .any(|p| p.get("$patch").and_then(Value::as_str) == Some("replace"))
+    {
         let items = patch
             .iter()
             .filter(|p| p.get("$patch").is_none())
@@ -255,7 +270,10 @@ mod tests {
     #[test]
     fn patch_delete_directive_removes_a_list_element() {
         let mut target = json!({"containers": [{"name": "a"}, {"name": "b"}]});
-        strategic_merge(&mut target, &json!({"containers": [{"name": "a", "$patch": "delete"}]}));
+        strategic_merge(
+            &mut target,
+            &json!({"containers": [{"name": "a", "$patch": "delete"}]}),
+        );
         assert_eq!(target, json!({"containers": [{"name": "b"}]}));
     }
 

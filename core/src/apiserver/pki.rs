@@ -31,7 +31,11 @@ pub struct Pki {
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
     #[error("{action} {path}: {source}")]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("generating certificates: {0}")]
     Generate(#[from] rcgen::Error),
     #[error("configuring TLS: {0}")]
@@ -44,12 +48,20 @@ fn read(path: &Path) -> Result<Option<String>, PkiError> {
     match fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(PkiError::Io { action: "reading", path: path.into(), source }),
+        Err(source) => Err(PkiError::Io {
+            action: "reading",
+            path: path.into(),
+            source,
+        }),
     }
 }
 
 fn write(path: &Path, text: &str, private: bool) -> Result<(), PkiError> {
-    let io = |source| PkiError::Io { action: "writing", path: path.into(), source };
+    let io = |source| PkiError::Io {
+        action: "writing",
+        path: path.into(),
+        source,
+    };
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(io)?;
     }
@@ -64,17 +76,23 @@ fn write(path: &Path, text: &str, private: bool) -> Result<(), PkiError> {
 fn random_token() -> String {
     use rand::Rng;
     let mut rng = rand::rng();
-    (0..32).map(|_| format!("{:x}", rng.random_range(0..16u8))).collect()
+    (0..32)
+        .map(|_| format!("{:x}", rng.random_range(0..16u8)))
+        .collect()
 }
 
 fn host_name() -> Option<String> {
-    fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_owned())
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
 }
 
 /// The CA's parameters; signing needs its subject, which is fixed.
 fn ca_params() -> CertificateParams {
     let mut params = CertificateParams::default();
-    params.distinguished_name.push(DnType::CommonName, "coxswain-ca");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "coxswain-ca");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -108,7 +126,8 @@ impl Pki {
         let (cert_pem, key_pem) = match (read(&crt)?, read(&key)?) {
             (Some(c), Some(k)) => (c, k),
             _ => {
-                let ca_key_pair = KeyPair::from_pem(&ca_key_pem).map_err(|_| PkiError::Pem(ca_key.clone()))?;
+                let ca_key_pair =
+                    KeyPair::from_pem(&ca_key_pem).map_err(|_| PkiError::Pem(ca_key.clone()))?;
                 let issuer = Issuer::new(ca_params(), ca_key_pair);
                 let key_pair = KeyPair::generate()?;
                 let mut names = vec![
@@ -119,12 +138,20 @@ impl Pki {
                 ];
                 names.extend(host_name());
                 let mut params = CertificateParams::new(names)?;
-                params.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().expect("ip")));
-                params.subject_alt_names.push(SanType::IpAddress("::1".parse().expect("ip")));
-                params.distinguished_name.push(DnType::CommonName, "coxswain-apiserver");
+                params
+                    .subject_alt_names
+                    .push(SanType::IpAddress("127.0.0.1".parse().expect("ip")));
+                params
+                    .subject_alt_names
+                    .push(SanType::IpAddress("::1".parse().expect("ip")));
+                params
+                    .distinguished_name
+                    .push(DnType::CommonName, "coxswain-apiserver");
                 params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-                params.key_usages =
-                    vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+                params.key_usages = vec![
+                    KeyUsagePurpose::DigitalSignature,
+                    KeyUsagePurpose::KeyEncipherment,
+                ];
                 params.not_after = rcgen::date_time_ymd(2036, 1, 1);
                 let cert = params.signed_by(&key_pair, &issuer)?;
                 write(&crt, &cert.pem(), false)?;
@@ -141,7 +168,12 @@ impl Pki {
                 token
             }
         };
-        Ok(Pki { ca_pem, cert_pem, key_pem, admin_token })
+        Ok(Pki {
+            ca_pem,
+            cert_pem,
+            key_pem,
+            admin_token,
+        })
     }
 
     /// Writes `dir/kubeconfig` for the administrator at `server`.
@@ -154,9 +186,10 @@ impl Pki {
 
     /// The rustls server configuration, offering HTTP/2 and HTTP/1.1.
     pub fn server_config(&self) -> Result<rustls::ServerConfig, PkiError> {
-        let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut self.cert_pem.as_bytes())
-            .collect::<Result<_, _>>()
-            .map_err(|_| PkiError::Pem("apiserver.crt".into()))?;
+        let certs: Vec<CertificateDer<'static>> =
+            rustls_pemfile::certs(&mut self.cert_pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .map_err(|_| PkiError::Pem("apiserver.crt".into()))?;
         let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut self.key_pem.as_bytes())
             .ok()
             .flatten()

@@ -161,7 +161,9 @@ pub static KINDS: &[KindInfo] = &[
 
 /// The kind served at `group/version/plural`.
 pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static KindInfo> {
-    KINDS.iter().find(|k| k.group == group && k.version == version && k.plural == plural)
+    KINDS
+        .iter()
+        .find(|k| k.group == group && k.version == version && k.plural == plural)
 }
 
 /// The groups served, in discovery order (the core group first).
@@ -196,7 +198,11 @@ fn collect_unknown(input: &Value, normalized: &Value, path: &str, out: &mut Vec<
     match (input, normalized) {
         (Value::Object(a), Value::Object(b)) => {
             for (key, value) in a {
-                let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
                 match b.get(key) {
                     Some(other) => collect_unknown(value, other, &child, out),
                     None if !is_empty(value) => out.push(child),
@@ -208,7 +214,11 @@ fn collect_unknown(input: &Value, normalized: &Value, path: &str, out: &mut Vec<
             // The whole object was dropped or replaced by a scalar default.
             for (key, value) in a {
                 if !is_empty(value) {
-                    let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                    let child = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
                     out.push(child);
                 }
             }
@@ -231,6 +241,9 @@ mod tests {
     fn unknown_fields_name_their_path() {
         let input = json!({"spec": {"replicas": 1, "bogus": 2, "template": {"x": {}}}});
         let normalized = json!({"spec": {"replicas": 1, "template": {}}});
-        assert_eq!(unknown_fields(&input, &normalized), vec!["spec.bogus".to_string()]);
+        assert_eq!(
+            unknown_fields(&input, &normalized),
+            vec!["spec.bogus".to_string()]
+        );
     }
 }

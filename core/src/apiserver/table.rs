@@ -8,7 +8,10 @@ use super::registry::KindInfo;
 
 /// Does this Accept header ask for a Table?
 pub fn wants_table(accept: &str) -> bool {
-    accept.split(',').next().is_some_and(|first| first.contains("as=Table"))
+    accept
+        .split(',')
+        .next()
+        .is_some_and(|first| first.contains("as=Table"))
 }
 
 fn column(name: &str, kind: &str, format: &str, priority: u8, description: &str) -> Value {
@@ -18,62 +21,236 @@ fn column(name: &str, kind: &str, format: &str, priority: u8, description: &str)
 
 /// The column definitions of a kind.
 pub fn columns(info: &KindInfo) -> Vec<Value> {
-    let name = column("Name", "string", "name", 0, "Name must be unique within a namespace.");
-    let age = column("Age", "string", "", 0, "CreationTimestamp is a timestamp of when the object was created.");
+    let name = column(
+        "Name",
+        "string",
+        "name",
+        0,
+        "Name must be unique within a namespace.",
+    );
+    let age = column(
+        "Age",
+        "string",
+        "",
+        0,
+        "CreationTimestamp is a timestamp of when the object was created.",
+    );
     match info.kind {
         "Pod" => vec![
             name,
-            column("Ready", "string", "", 0, "The aggregate readiness state of this pod for accepting traffic."),
-            column("Status", "string", "", 0, "The aggregate status of the containers in this pod."),
-            column("Restarts", "string", "", 0, "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
+            column(
+                "Ready",
+                "string",
+                "",
+                0,
+                "The aggregate readiness state of this pod for accepting traffic.",
+            ),
+            column(
+                "Status",
+                "string",
+                "",
+                0,
+                "The aggregate status of the containers in this pod.",
+            ),
+            column(
+                "Restarts",
+                "string",
+                "",
+                0,
+                "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
+            ),
             age,
             column("IP", "string", "", 1, "IP address allocated to the pod."),
-            column("Node", "string", "", 1, "Name of the node this pod is assigned to."),
-            column("Nominated Node", "string", "", 1, "Name of the node where the pod is nominated to run."),
-            column("Readiness Gates", "string", "", 1, "The readiness gates of this pod."),
+            column(
+                "Node",
+                "string",
+                "",
+                1,
+                "Name of the node this pod is assigned to.",
+            ),
+            column(
+                "Nominated Node",
+                "string",
+                "",
+                1,
+                "Name of the node where the pod is nominated to run.",
+            ),
+            column(
+                "Readiness Gates",
+                "string",
+                "",
+                1,
+                "The readiness gates of this pod.",
+            ),
         ],
         "Node" => vec![
             name,
             column("Status", "string", "", 0, "The status of the node"),
             column("Roles", "string", "", 0, "The roles of the node"),
             age,
-            column("Version", "string", "", 0, "Kubelet Version reported by the node."),
+            column(
+                "Version",
+                "string",
+                "",
+                0,
+                "Kubelet Version reported by the node.",
+            ),
             column("Internal-IP", "string", "", 1, "List of internal IPs."),
             column("External-IP", "string", "", 1, "List of external IPs."),
-            column("OS-Image", "string", "", 1, "OS Image reported by the node."),
-            column("Kernel-Version", "string", "", 1, "Kernel Version reported by the node."),
-            column("Container-Runtime", "string", "", 1, "Container Runtime Version reported by the node."),
+            column(
+                "OS-Image",
+                "string",
+                "",
+                1,
+                "OS Image reported by the node.",
+            ),
+            column(
+                "Kernel-Version",
+                "string",
+                "",
+                1,
+                "Kernel Version reported by the node.",
+            ),
+            column(
+                "Container-Runtime",
+                "string",
+                "",
+                1,
+                "Container Runtime Version reported by the node.",
+            ),
         ],
         "Deployment" => vec![
             name,
-            column("Ready", "string", "", 0, "Number of the pod with ready state"),
-            column("Up-to-date", "integer", "", 0, "Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
-            column("Available", "integer", "", 0, "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."),
+            column(
+                "Ready",
+                "string",
+                "",
+                0,
+                "Number of the pod with ready state",
+            ),
+            column(
+                "Up-to-date",
+                "integer",
+                "",
+                0,
+                "Total number of non-terminated pods targeted by this deployment that have the desired template spec.",
+            ),
+            column(
+                "Available",
+                "integer",
+                "",
+                0,
+                "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
+            ),
             age,
-            column("Containers", "string", "", 1, "Names of each container in the template."),
-            column("Images", "string", "", 1, "Images referenced by each container in the template."),
+            column(
+                "Containers",
+                "string",
+                "",
+                1,
+                "Names of each container in the template.",
+            ),
+            column(
+                "Images",
+                "string",
+                "",
+                1,
+                "Images referenced by each container in the template.",
+            ),
             column("Selector", "string", "", 1, "Label selector for pods."),
         ],
         "ReplicaSet" => vec![
             name,
             column("Desired", "integer", "", 0, "Number of desired pods."),
             column("Current", "integer", "", 0, "Number of actual replicas."),
-            column("Ready", "integer", "", 0, "The number of ready replicas for this replica set."),
+            column(
+                "Ready",
+                "integer",
+                "",
+                0,
+                "The number of ready replicas for this replica set.",
+            ),
             age,
-            column("Containers", "string", "", 1, "Names of each container in the template."),
-            column("Images", "string", "", 1, "Images referenced by each container in the template."),
+            column(
+                "Containers",
+                "string",
+                "",
+                1,
+                "Names of each container in the template.",
+            ),
+            column(
+                "Images",
+                "string",
+                "",
+                1,
+                "Images referenced by each container in the template.",
+            ),
             column("Selector", "string", "", 1, "Label selector for pods."),
         ],
         "Event" => vec![
-            column("Last Seen", "string", "", 0, "Time when last event from the same source occurred."),
-            column("Type", "string", "", 0, "Type of this event (Normal, Warning)."),
-            column("Reason", "string", "", 0, "Reason is why the action was taken."),
-            column("Object", "string", "", 0, "The object that this event is about."),
-            column("Message", "string", "", 0, "A human-readable description of the status of this operation."),
-            column("Subobject", "string", "", 1, "The field of the object that this event is about."),
-            column("Source", "string", "", 1, "The component reporting this event."),
-            column("First Seen", "string", "", 1, "The time at which the event was first recorded."),
-            column("Count", "string", "", 1, "The number of times this event has occurred."),
+            column(
+                "Last Seen",
+                "string",
+                "",
+                0,
+                "Time when last event from the same source occurred.",
+            ),
+            column(
+                "Type",
+                "string",
+                "",
+                0,
+                "Type of this event (Normal, Warning).",
+            ),
+            column(
+                "Reason",
+                "string",
+                "",
+                0,
+                "Reason is why the action was taken.",
+            ),
+            column(
+                "Object",
+                "string",
+                "",
+                0,
+                "The object that this event is about.",
+            ),
+            column(
+                "Message",
+                "string",
+                "",
+                0,
+                "A human-readable description of the status of this operation.",
+            ),
+            column(
+                "Subobject",
+                "string",
+                "",
+                1,
+                "The field of the object that this event is about.",
+            ),
+            column(
+                "Source",
+                "string",
+                "",
+                1,
+                "The component reporting this event.",
+            ),
+            column(
+                "First Seen",
+                "string",
+                "",
+                1,
+                "The time at which the event was first recorded.",
+            ),
+            column(
+                "Count",
+                "string",
+                "",
+                1,
+                "The number of times this event has occurred.",
+            ),
             column("Name", "string", "name", 1, "Name of the event."),
         ],
         "Namespace" => vec![
@@ -83,7 +260,13 @@ pub fn columns(info: &KindInfo) -> Vec<Value> {
         ],
         "Lease" => vec![
             name,
-            column("Holder", "string", "", 0, "The identity of the holder of the lease."),
+            column(
+                "Holder",
+                "string",
+                "",
+                0,
+                "The identity of the holder of the lease.",
+            ),
             age,
         ],
         _ => vec![name, age],
@@ -104,7 +287,11 @@ pub fn human_duration(seconds: i64) -> String {
     let minutes = seconds / 60;
     if minutes < 10 {
         let s = seconds % 60;
-        return if s == 0 { format!("{minutes}m") } else { format!("{minutes}m{s}s") };
+        return if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        };
     }
     if minutes < 180 {
         return format!("{minutes}m");
@@ -112,7 +299,11 @@ pub fn human_duration(seconds: i64) -> String {
     let hours = minutes / 60;
     if hours < 8 {
         let m = minutes % 60;
-        return if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") };
+        return if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        };
     }
     if hours < 48 {
         return format!("{hours}h");
@@ -120,7 +311,11 @@ pub fn human_duration(seconds: i64) -> String {
     if hours < 24 * 8 {
         let h = hours % 24;
         let d = hours / 24;
-        return if h == 0 { format!("{d}d") } else { format!("{d}d{h}h") };
+        return if h == 0 {
+            format!("{d}d")
+        } else {
+            format!("{d}d{h}h")
+        };
     }
     if hours < 24 * 365 * 2 {
         return format!("{}d", hours / 24);
@@ -134,7 +329,10 @@ pub fn human_duration(seconds: i64) -> String {
 }
 
 fn age(timestamp: &Value, now: DateTime<Utc>) -> String {
-    match timestamp.as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()) {
+    match timestamp
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+    {
         Some(t) => human_duration((now - t.with_timezone(&Utc)).num_seconds()),
         None => "<unknown>".into(),
     }
@@ -145,7 +343,11 @@ fn text(value: &Value) -> &str {
 }
 
 fn or_none(s: &str) -> String {
-    if s.is_empty() { "<none>".into() } else { s.into() }
+    if s.is_empty() {
+        "<none>".into()
+    } else {
+        s.into()
+    }
 }
 
 /// The cells of one row.
@@ -227,14 +429,25 @@ pub fn cells(info: &KindInfo, object: &Value, now: DateTime<Utc>) -> Vec<Value> 
                 name,
             ]
         }
-        "Namespace" => vec![name, json!(text(&object["status"]["phase"])), json!(created)],
-        "Lease" => vec![name, json!(text(&object["spec"]["holderIdentity"])), json!(created)],
+        "Namespace" => vec![
+            name,
+            json!(text(&object["status"]["phase"])),
+            json!(created),
+        ],
+        "Lease" => vec![
+            name,
+            json!(text(&object["spec"]["holderIdentity"])),
+            json!(created),
+        ],
         _ => vec![name, json!(created)],
     }
 }
 
 fn template_containers(template: &Value) -> (String, String) {
-    let containers = template["spec"]["containers"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let containers = template["spec"]["containers"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     let names: Vec<&str> = containers.iter().map(|c| text(&c["name"])).collect();
     let images: Vec<&str> = containers.iter().map(|c| text(&c["image"])).collect();
     (names.join(","), images.join(","))
@@ -243,8 +456,11 @@ fn template_containers(template: &Value) -> (String, String) {
 fn selector_text(selector: &Value) -> String {
     let parsed: crate::api::LabelSelector =
         serde_json::from_value(selector.clone()).unwrap_or_default();
-    let mut parts: Vec<String> =
-        parsed.match_labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut parts: Vec<String> = parsed
+        .match_labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     for e in &parsed.match_expressions {
         parts.push(match e.operator.as_str() {
             "In" => format!("{} in ({})", e.key, e.values.join(",")),
@@ -253,14 +469,24 @@ fn selector_text(selector: &Value) -> String {
             _ => format!("!{}", e.key),
         });
     }
-    if parts.is_empty() { "<none>".into() } else { parts.join(",") }
+    if parts.is_empty() {
+        "<none>".into()
+    } else {
+        parts.join(",")
+    }
 }
 
 fn pod_cells(pod: &Value, now: DateTime<Utc>) -> Vec<Value> {
     let (meta, spec, status) = (&pod["metadata"], &pod["spec"], &pod["status"]);
     let total = spec["containers"].as_array().map_or(0, Vec::len);
-    let statuses = status["containerStatuses"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    let ready = statuses.iter().filter(|s| s["ready"].as_bool() == Some(true)).count();
+    let statuses = status["containerStatuses"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let ready = statuses
+        .iter()
+        .filter(|s| s["ready"].as_bool() == Some(true))
+        .count();
     let mut restarts = 0;
     let mut last_restart: Option<DateTime<Utc>> = None;
     for s in statuses {
@@ -277,7 +503,10 @@ fn pod_cells(pod: &Value, now: DateTime<Utc>) -> Vec<Value> {
     }
     let restarts = match last_restart {
         Some(t) if restarts > 0 => {
-            format!("{restarts} ({} ago)", human_duration((now - t).num_seconds()))
+            format!(
+                "{restarts} ({} ago)",
+                human_duration((now - t).num_seconds())
+            )
         }
         _ => restarts.to_string(),
     };
@@ -291,7 +520,10 @@ fn pod_cells(pod: &Value, now: DateTime<Utc>) -> Vec<Value> {
     let mut has_running = false;
     for s in statuses.iter().rev() {
         let state = &s["state"];
-        if let Some(r) = state["waiting"]["reason"].as_str().filter(|r| !r.is_empty()) {
+        if let Some(r) = state["waiting"]["reason"]
+            .as_str()
+            .filter(|r| !r.is_empty())
+        {
             reason = r.to_owned();
         } else if state["terminated"].is_object() {
             let t = &state["terminated"];
@@ -310,7 +542,11 @@ fn pod_cells(pod: &Value, now: DateTime<Utc>) -> Vec<Value> {
         reason = "Running".into();
     }
     if meta["deletionTimestamp"].is_string() {
-        reason = if status["reason"] == "NodeLost" { "Unknown".into() } else { "Terminating".into() };
+        reason = if status["reason"] == "NodeLost" {
+            "Unknown".into()
+        } else {
+            "Terminating".into()
+        };
     }
     let gates = spec["readinessGates"].as_array().map_or(0, Vec::len);
     vec![
@@ -322,7 +558,11 @@ fn pod_cells(pod: &Value, now: DateTime<Utc>) -> Vec<Value> {
         json!(or_none(text(&status["podIP"]))),
         json!(or_none(text(&spec["nodeName"]))),
         json!(or_none(text(&status["nominatedNodeName"]))),
-        json!(if gates == 0 { "<none>".to_string() } else { format!("0/{gates}") }),
+        json!(if gates == 0 {
+            "<none>".to_string()
+        } else {
+            format!("0/{gates}")
+        }),
     ]
 }
 
@@ -370,7 +610,11 @@ fn node_cells(node: &Value, now: DateTime<Utc>) -> Vec<Value> {
     vec![
         json!(text(&meta["name"])),
         json!(state),
-        json!(if roles.is_empty() { "<none>".to_string() } else { roles.join(",") }),
+        json!(if roles.is_empty() {
+            "<none>".to_string()
+        } else {
+            roles.join(",")
+        }),
         json!(age(&meta["creationTimestamp"], now)),
         json!(text(&info["kubeletVersion"])),
         json!(address("InternalIP")),

@@ -62,8 +62,8 @@ impl Encoder {
         let object = json!({"kind": self.filter.info.kind,
                             "apiVersion": self.filter.info.api_version(),
                             "metadata": metadata});
-        let mut bytes = serde_json::to_vec(&json!({"type": "BOOKMARK", "object": object}))
-            .expect("encodes");
+        let mut bytes =
+            serde_json::to_vec(&json!({"type": "BOOKMARK", "object": object})).expect("encodes");
         bytes.push(b'\n');
         Bytes::from(bytes)
     }
@@ -107,7 +107,11 @@ pub async fn watch(state: Arc<ApiState>, call: &Call, filter: Filter) -> ApiResu
         .map(Duration::from_secs)
         .unwrap_or(Duration::from_secs(1800));
 
-    let mut encoder = Encoder { filter, table: table::wants_table(call_accept(call)), sent_columns: false };
+    let mut encoder = Encoder {
+        filter,
+        table: table::wants_table(call_accept(call)),
+        sent_columns: false,
+    };
     let mut initial: Vec<Bytes> = Vec::new();
     let start = if rv.is_empty() || rv == "0" || send_initial {
         let prefix = Prefix {
@@ -142,11 +146,17 @@ pub async fn watch(state: Arc<ApiState>, call: &Call, filter: Filter) -> ApiResu
         let mut cursor = match cursor {
             Ok(cursor) => cursor,
             Err(StoreError::Expired { requested, oldest }) => {
-                let _ = tx.send(Ok(error_event(&ApiError::Expired { requested, oldest }))).await;
+                let _ = tx
+                    .send(Ok(error_event(&ApiError::Expired { requested, oldest })))
+                    .await;
                 return;
             }
             Err(e) => {
-                let _ = tx.send(Ok(error_event(&ApiError::ServiceUnavailable(e.to_string())))).await;
+                let _ = tx
+                    .send(Ok(error_event(&ApiError::ServiceUnavailable(
+                        e.to_string(),
+                    ))))
+                    .await;
                 return;
             }
         };
@@ -197,11 +207,17 @@ pub async fn watch(state: Arc<ApiState>, call: &Call, filter: Filter) -> ApiResu
             }
         }
     });
-    Ok(stream_response("application/json", Body::from_stream(ReceiverStream::new(rx))))
+    Ok(stream_response(
+        "application/json",
+        Body::from_stream(ReceiverStream::new(rx)),
+    ))
 }
 
 fn call_accept(call: &Call) -> &str {
-    call.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("")
+    call.headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 /// Parses the Go durations clients put in `timeout` (`32s`, `5m`, `1m30s`).
@@ -247,4 +263,3 @@ mod tests {
         assert_eq!(parse_go_duration("x"), None);
     }
 }
-

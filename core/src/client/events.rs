@@ -15,12 +15,17 @@ pub struct EventRecorder {
 
 impl EventRecorder {
     pub fn new(client: Client, component: &str, host: Option<&str>) -> EventRecorder {
-        EventRecorder { client, component: component.into(), host: host.map(str::to_owned) }
+        EventRecorder {
+            client,
+            component: component.into(),
+            host: host.map(str::to_owned),
+        }
     }
 
     /// Records one event about `object`. `kind` is "Normal" or "Warning".
     pub async fn record<T: Resource>(&self, object: &T, kind: &str, reason: &str, message: &str) {
-        self.record_ref(reference(object), kind, reason, message).await
+        self.record_ref(reference(object), kind, reason, message)
+            .await
     }
 
     /// Records one event about the object `involved` refers to.
@@ -40,7 +45,13 @@ impl EventRecorder {
             api_version: "v1".into(),
             kind: "Event".into(),
             metadata: ObjectMeta {
-                generate_name: Some(format!("{}.", involved.name.as_deref().unwrap_or("event"))),
+                // Named like upstream's events, `<object>.<nanoseconds in hex>`,
+                // so that listing order is the order they happened in.
+                name: Some(format!(
+                    "{}.{:x}",
+                    involved.name.as_deref().unwrap_or("event"),
+                    chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+                )),
                 namespace: Some(namespace),
                 ..Default::default()
             },

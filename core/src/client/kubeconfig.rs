@@ -25,13 +25,16 @@ impl Kubeconfig {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Kubeconfig::parse(&text, base).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+        Kubeconfig::parse(&text, base)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))
     }
 
     /// Parses a kubeconfig; relative file paths in it are relative to `base`.
     pub fn parse(text: &str, base: &Path) -> std::result::Result<Kubeconfig, String> {
         let doc: Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
-        let current = doc["current-context"].as_str().ok_or("no current-context")?;
+        let current = doc["current-context"]
+            .as_str()
+            .ok_or("no current-context")?;
         let named = |list: &str, name: &str, field: &str| -> Option<Value> {
             doc[list]
                 .as_array()?
@@ -40,9 +43,14 @@ impl Kubeconfig {
                 .map(|item| item[field].clone())
         };
         let context = named("contexts", current, "context").ok_or("current context not found")?;
-        let cluster_name = context["cluster"].as_str().ok_or("context has no cluster")?;
+        let cluster_name = context["cluster"]
+            .as_str()
+            .ok_or("context has no cluster")?;
         let cluster = named("clusters", cluster_name, "cluster").ok_or("cluster not found")?;
-        let server = cluster["server"].as_str().ok_or("cluster has no server")?.to_owned();
+        let server = cluster["server"]
+            .as_str()
+            .ok_or("cluster has no server")?
+            .to_owned();
         let read_file = |p: &str| {
             std::fs::read_to_string(base.join(p)).map_err(|e| format!("reading {p}: {e}"))
         };
@@ -65,12 +73,19 @@ impl Kubeconfig {
             }
         }
         let namespace = context["namespace"].as_str().map(str::to_owned);
-        Ok(Kubeconfig { server, ca_pem, token, namespace })
+        Ok(Kubeconfig {
+            server,
+            ca_pem,
+            token,
+            namespace,
+        })
     }
 
     pub(crate) fn ca_certificates(&self) -> Result<Vec<CertificateDer<'static>>> {
         let Some(pem) = &self.ca_pem else {
-            return Err(Error::Config("no certificate-authority: refusing to trust any".into()));
+            return Err(Error::Config(
+                "no certificate-authority: refusing to trust any".into(),
+            ));
         };
         rustls_pemfile::certs(&mut pem.as_bytes())
             .collect::<std::result::Result<Vec<_>, _>>()

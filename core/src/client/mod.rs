@@ -79,11 +79,17 @@ pub struct ListParams {
 
 impl ListParams {
     pub fn labels(selector: impl Into<String>) -> ListParams {
-        ListParams { label_selector: Some(selector.into()), field_selector: None }
+        ListParams {
+            label_selector: Some(selector.into()),
+            field_selector: None,
+        }
     }
 
     pub fn fields(selector: impl Into<String>) -> ListParams {
-        ListParams { label_selector: None, field_selector: Some(selector.into()) }
+        ListParams {
+            label_selector: None,
+            field_selector: Some(selector.into()),
+        }
     }
 
     fn query(&self, out: &mut Vec<(String, String)>) {
@@ -165,7 +171,9 @@ impl Client {
         content_type: &str,
         body: Bytes,
     ) -> Result<(StatusCode, Bytes)> {
-        let response = self.send(method, path_and_query, content_type, body).await?;
+        let response = self
+            .send(method, path_and_query, content_type, body)
+            .await?;
         let status = response.status();
         let bytes = response
             .into_body()
@@ -200,7 +208,9 @@ impl Client {
         content_type: &str,
         body: Bytes,
     ) -> Result<O> {
-        let (status, bytes) = self.request_raw(method, path_and_query, content_type, body).await?;
+        let (status, bytes) = self
+            .request_raw(method, path_and_query, content_type, body)
+            .await?;
         if !status.is_success() {
             return Err(status_error(status, &bytes));
         }
@@ -209,7 +219,13 @@ impl Client {
 
     /// Gets one object; `Error::Api` with code 404 when it is absent.
     pub async fn get<T: Resource>(&self, namespace: &str, name: &str) -> Result<T> {
-        self.request(Method::GET, &object_path::<T>(namespace, name), "", Bytes::new()).await
+        self.request(
+            Method::GET,
+            &object_path::<T>(namespace, name),
+            "",
+            Bytes::new(),
+        )
+        .await
     }
 
     /// Gets one object, `None` when it is absent.
@@ -225,26 +241,36 @@ impl Client {
     pub async fn list<T: Resource>(&self, namespace: &str, params: &ListParams) -> Result<List<T>> {
         let mut query = Vec::new();
         params.query(&mut query);
-        let path = format!("{}{}", collection_path::<T>(namespace), encode_query(&query));
+        let path = format!(
+            "{}{}",
+            collection_path::<T>(namespace),
+            encode_query(&query)
+        );
         self.request(Method::GET, &path, "", Bytes::new()).await
     }
 
     pub async fn create<T: Resource>(&self, object: &T) -> Result<T> {
         let path = collection_path::<T>(object.namespace());
-        self.request(Method::POST, &path, "application/json", json_body(object)?).await
+        self.request(Method::POST, &path, "application/json", json_body(object)?)
+            .await
     }
 
     /// Replaces an object (PUT). With `metadata.resourceVersion` set, a stale
     /// object fails with 409 Conflict.
     pub async fn replace<T: Resource>(&self, object: &T) -> Result<T> {
         let path = object_path::<T>(object.namespace(), object.name());
-        self.request(Method::PUT, &path, "application/json", json_body(object)?).await
+        self.request(Method::PUT, &path, "application/json", json_body(object)?)
+            .await
     }
 
     /// Replaces the status of an object (PUT on `/status`).
     pub async fn replace_status<T: Resource>(&self, object: &T) -> Result<T> {
-        let path = format!("{}/status", object_path::<T>(object.namespace(), object.name()));
-        self.request(Method::PUT, &path, "application/json", json_body(object)?).await
+        let path = format!(
+            "{}/status",
+            object_path::<T>(object.namespace(), object.name())
+        );
+        self.request(Method::PUT, &path, "application/json", json_body(object)?)
+            .await
     }
 
     /// Applies a JSON merge patch (RFC 7386) to an object.
@@ -255,8 +281,13 @@ impl Client {
         patch: &Value,
     ) -> Result<T> {
         let path = object_path::<T>(namespace, name);
-        self.request(Method::PATCH, &path, "application/merge-patch+json", json_body(patch)?)
-            .await
+        self.request(
+            Method::PATCH,
+            &path,
+            "application/merge-patch+json",
+            json_body(patch)?,
+        )
+        .await
     }
 
     /// Applies a JSON merge patch to the status of an object.
@@ -267,8 +298,13 @@ impl Client {
         patch: &Value,
     ) -> Result<T> {
         let path = format!("{}/status", object_path::<T>(namespace, name));
-        self.request(Method::PATCH, &path, "application/merge-patch+json", json_body(patch)?)
-            .await
+        self.request(
+            Method::PATCH,
+            &path,
+            "application/merge-patch+json",
+            json_body(patch)?,
+        )
+        .await
     }
 
     /// Deletes an object. Pods are deleted gracefully unless
@@ -281,7 +317,13 @@ impl Client {
         options: &DeleteOptions,
     ) -> Result<Value> {
         let path = object_path::<T>(namespace, name);
-        self.request(Method::DELETE, &path, "application/json", json_body(options)?).await
+        self.request(
+            Method::DELETE,
+            &path,
+            "application/json",
+            json_body(options)?,
+        )
+        .await
     }
 
     /// Binds a pod to a node through the `binding` subresource.
@@ -301,8 +343,14 @@ impl Client {
             },
         };
         let path = format!("{}/binding", object_path::<crate::api::Pod>(namespace, pod));
-        let _: Value =
-            self.request(Method::POST, &path, "application/json", json_body(&binding)?).await?;
+        let _: Value = self
+            .request(
+                Method::POST,
+                &path,
+                "application/json",
+                json_body(&binding)?,
+            )
+            .await?;
         Ok(())
     }
 
@@ -313,7 +361,9 @@ impl Client {
             object_path::<crate::api::Pod>(namespace, pod),
             encode_query(&[("container".into(), container.into())])
         );
-        let (status, bytes) = self.request_raw(Method::GET, &path, "", Bytes::new()).await?;
+        let (status, bytes) = self
+            .request_raw(Method::GET, &path, "", Bytes::new())
+            .await?;
         if !status.is_success() {
             return Err(status_error(status, &bytes));
         }
@@ -337,7 +387,11 @@ impl Client {
             ("timeoutSeconds".into(), timeout_seconds.to_string()),
         ];
         params.query(&mut query);
-        let path = format!("{}{}", collection_path::<T>(namespace), encode_query(&query));
+        let path = format!(
+            "{}{}",
+            collection_path::<T>(namespace),
+            encode_query(&query)
+        );
         let response = self.send(Method::GET, &path, "", Bytes::new()).await?;
         let status = response.status();
         if !status.is_success() {
@@ -355,7 +409,10 @@ impl Client {
             if raw.kind == "ERROR" {
                 return Err(Error::Api(serde_json::from_value(raw.object)?));
             }
-            Ok(WatchEvent { kind: raw.kind, object: serde_json::from_value(raw.object)? })
+            Ok(WatchEvent {
+                kind: raw.kind,
+                object: serde_json::from_value(raw.object)?,
+            })
         }))
     }
 }
@@ -406,7 +463,10 @@ fn watch_lines(body: axum::body::Body) -> impl Stream<Item = Result<Bytes>> + Se
                     Some(Ok(chunk)) => buffer.extend_from_slice(&chunk),
                     Some(Err(e)) => {
                         done = true;
-                        return Some((Err(Error::Transport(e.to_string())), (frames, buffer, done)));
+                        return Some((
+                            Err(Error::Transport(e.to_string())),
+                            (frames, buffer, done),
+                        ));
                     }
                     None => {
                         done = true;

@@ -16,7 +16,10 @@ use super::{Error, Kubeconfig, Result};
 /// Sends one request to the apiserver. The path and query are relative to
 /// the server (`/api/v1/pods?watch=true`).
 pub trait Transport: Send + Sync + 'static {
-    fn send(&self, request: Request<Bytes>) -> BoxFuture<'static, Result<Response<axum::body::Body>>>;
+    fn send(
+        &self,
+        request: Request<Bytes>,
+    ) -> BoxFuture<'static, Result<Response<axum::body::Body>>>;
 }
 
 /// HTTPS with the kubeconfig's CA and bearer token.
@@ -30,7 +33,9 @@ impl HttpsTransport {
     pub fn new(config: &Kubeconfig) -> Result<HttpsTransport> {
         let mut roots = rustls::RootCertStore::empty();
         for cert in config.ca_certificates()? {
-            roots.add(cert).map_err(|e| Error::Config(format!("bad CA certificate: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| Error::Config(format!("bad CA certificate: {e}")))?;
         }
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
@@ -53,18 +58,27 @@ impl HttpsTransport {
             ),
             None => None,
         };
-        Ok(HttpsTransport { server: config.server.trim_end_matches('/').to_owned(), authorization, client })
+        Ok(HttpsTransport {
+            server: config.server.trim_end_matches('/').to_owned(),
+            authorization,
+            client,
+        })
     }
 }
 
 impl Transport for HttpsTransport {
-    fn send(&self, request: Request<Bytes>) -> BoxFuture<'static, Result<Response<axum::body::Body>>> {
+    fn send(
+        &self,
+        request: Request<Bytes>,
+    ) -> BoxFuture<'static, Result<Response<axum::body::Body>>> {
         let (mut parts, body) = request.into_parts();
         let uri = format!("{}{}", self.server, parts.uri);
         let client = self.client.clone();
         let authorization = self.authorization.clone();
         Box::pin(async move {
-            parts.uri = uri.parse().map_err(|e| Error::Transport(format!("bad URI {uri}: {e}")))?;
+            parts.uri = uri
+                .parse()
+                .map_err(|e| Error::Transport(format!("bad URI {uri}: {e}")))?;
             if let Some(value) = authorization {
                 parts.headers.insert(http::header::AUTHORIZATION, value);
             }
@@ -88,15 +102,23 @@ impl InProcessTransport {
     pub fn new(router: axum::Router, token: &str) -> InProcessTransport {
         let authorization =
             http::HeaderValue::from_str(&format!("Bearer {token}")).expect("token is ASCII");
-        InProcessTransport { router, authorization }
+        InProcessTransport {
+            router,
+            authorization,
+        }
     }
 }
 
 impl Transport for InProcessTransport {
-    fn send(&self, request: Request<Bytes>) -> BoxFuture<'static, Result<Response<axum::body::Body>>> {
+    fn send(
+        &self,
+        request: Request<Bytes>,
+    ) -> BoxFuture<'static, Result<Response<axum::body::Body>>> {
         let router = self.router.clone();
         let (mut parts, body) = request.into_parts();
-        parts.headers.insert(http::header::AUTHORIZATION, self.authorization.clone());
+        parts
+            .headers
+            .insert(http::header::AUTHORIZATION, self.authorization.clone());
         Box::pin(async move {
             let request = Request::from_parts(parts, axum::body::Body::from(body));
             match router.oneshot(request).await {

@@ -28,11 +28,11 @@ use super::informer::Change;
 use super::queue::WorkQueue;
 use super::rollout::{self, ActiveSet, OldSet};
 use super::{
-    Caches, Error, Informers, Requeue, Result, controller_of, controller_reference,
-    key_of, run_workers, split_key,
+    Caches, Error, Informers, Requeue, Result, controller_of, controller_reference, key_of,
+    run_workers, split_key,
 };
 use crate::api::selector::Selector;
-use crate::api::{DeleteOptions, Deployment, Pod, Preconditions, ReplicaSet, Resource, Time};
+use crate::api::{DeleteOptions, Deployment, Preconditions, ReplicaSet, Resource, Time};
 use crate::client::{Client, EventRecorder};
 
 /// The deployment controller. Create with [`DeploymentController::new`],
@@ -47,7 +47,12 @@ pub struct DeploymentController {
 impl DeploymentController {
     pub fn new(client: Client, caches: Caches) -> Arc<DeploymentController> {
         let events = EventRecorder::new(client.clone(), "deployment-controller", None);
-        Arc::new(DeploymentController { client, events, caches, queue: WorkQueue::new() })
+        Arc::new(DeploymentController {
+            client,
+            events,
+            caches,
+            queue: WorkQueue::new(),
+        })
     }
 
     /// Registers the handlers that queue Deployments when they, their
@@ -78,13 +83,20 @@ impl DeploymentController {
         informers.pods.on_change(move |change| {
             // Only Recreate waits for pods: it needs to hear when old ones go.
             let Change::Deleted(pod) = change else { return };
-            let Some(owner) = controller_of(pod.as_ref(), ReplicaSet::KIND) else { return };
-            let Some(rs) = caches.replica_sets.get(pod.namespace(), &owner.name) else { return };
-            let Some(d_ref) = controller_of(rs.as_ref(), Deployment::KIND) else { return };
-            if let Some(d) = caches.deployments.get(rs.namespace(), &d_ref.name) {
-                if d.meta().uid() == d_ref.uid && rollout::is_recreate(&d) {
-                    queue.add(key_of(d.as_ref()));
-                }
+            let Some(owner) = controller_of(pod.as_ref(), ReplicaSet::KIND) else {
+                return;
+            };
+            let Some(rs) = caches.replica_sets.get(pod.namespace(), &owner.name) else {
+                return;
+            };
+            let Some(d_ref) = controller_of(rs.as_ref(), Deployment::KIND) else {
+                return;
+            };
+            if let Some(d) = caches.deployments.get(rs.namespace(), &d_ref.name)
+                && d.meta().uid() == d_ref.uid
+                && rollout::is_recreate(&d)
+            {
+                queue.add(key_of(d.as_ref()));
             }
         });
     }
@@ -102,12 +114,18 @@ impl DeploymentController {
     /// Brings one Deployment's ReplicaSets and status in line with its spec.
     pub async fn sync(&self, key: &str) -> Result<Requeue> {
         let (namespace, name) = split_key(key);
-        let Some(cached) = self.caches.deployments.get(namespace, name) else { return Ok(None) };
+        let Some(cached) = self.caches.deployments.get(namespace, name) else {
+            return Ok(None);
+        };
         let d = (*cached).clone();
         let selector = match deployment_selector(&d) {
             Some(selector) => selector,
             None => {
-                tracing::warn!(namespace, name, "deployment has an empty or invalid selector");
+                tracing::warn!(
+                    namespace,
+                    name,
+                    "deployment has an empty or invalid selector"
+                );
                 return Err(Error::InvalidSelector {
                     kind: Deployment::KIND,
                     namespace: namespace.into(),
@@ -118,7 +136,10 @@ impl DeploymentController {
         tracing::debug!(namespace, name, "syncing deployment");
 
         let replica_sets = self.claim_replica_sets(&d, &selector).await?;
-        let mut sync = Sync { controller: self, d };
+        let mut sync = Sync {
+            controller: self,
+            d,
+        };
         if sync.d.metadata.deletion_timestamp.is_some() {
             return sync.status_only(replica_sets).await;
         }
@@ -145,7 +166,9 @@ impl DeploymentController {
         let namespace = d.namespace();
         let mut owned = Vec::new();
         for rs in self.caches.replica_sets.owned_by(uid) {
-            let Some(controller) = rs.metadata.controller() else { continue };
+            let Some(controller) = rs.metadata.controller() else {
+                continue;
+            };
             if controller.uid != uid || rs.namespace() != namespace {
                 continue;
             }
@@ -160,12 +183,16 @@ impl DeploymentController {
         }
         if d.metadata.deletion_timestamp.is_none() {
             for rs in self.caches.replica_sets.without_controller(namespace) {
-                if rs.metadata.deletion_timestamp.is_some() || !selector.matches(&rs.metadata.labels)
+                if rs.metadata.deletion_timestamp.is_some()
+                    || !selector.matches(&rs.metadata.labels)
                 {
                     continue;
                 }
                 let mut adopted = (*rs).clone();
-                adopted.metadata.owner_references.push(controller_reference(d));
+                adopted
+                    .metadata
+                    .owner_references
+                    .push(controller_reference(d));
                 let adopted = self.client.replace(&adopted).await?;
                 tracing::info!(namespace, name = rs.name(), "adopted replica set");
                 owned.push(adopted);
@@ -207,20 +234,25 @@ fn deployments_for_replica_set(
 /// Deployment selects nothing).
 fn deployment_selector(d: &Deployment) -> Option<Selector> {
     let spec = d.spec.as_ref()?;
-    Selector::from_label_selector(&spec.selector).ok().filter(|s| !s.is_empty())
+    Selector::from_label_selector(&spec.selector)
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 /// Whether the Deployment's replica count changed since its active sets were
 /// last scaled (their `desired-replicas` annotation disagrees).
 fn is_scaling_event(d: &Deployment, replica_sets: &[ReplicaSet]) -> bool {
     let replicas = rollout::desired_replicas(d);
-    replica_sets.iter().filter(|rs| rollout::rs_replicas(rs) > 0).any(|rs| {
-        rs.metadata
-            .annotations
-            .get(rollout::DESIRED_REPLICAS_ANNOTATION)
-            .and_then(|v| v.parse::<i32>().ok())
-            .is_some_and(|desired| desired != replicas)
-    })
+    replica_sets
+        .iter()
+        .filter(|rs| rollout::rs_replicas(rs) > 0)
+        .any(|rs| {
+            rs.metadata
+                .annotations
+                .get(rollout::DESIRED_REPLICAS_ANNOTATION)
+                .and_then(|v| v.parse::<i32>().ok())
+                .is_some_and(|desired| desired != replicas)
+        })
 }
 
 /// One sync of one Deployment: the Deployment as last written, so that every
@@ -244,12 +276,15 @@ impl Sync<'_> {
     ) -> Result<(Option<ReplicaSet>, Vec<ReplicaSet>)> {
         let template = self.d.spec.clone().unwrap_or_default().template;
         let position = replica_sets.iter().position(|rs| {
-            rs.spec.as_ref().and_then(|s| s.template.as_ref()).is_some_and(|t| {
-                rollout::templates_equal_ignoring_hash(t, &template)
-            })
+            rs.spec
+                .as_ref()
+                .and_then(|s| s.template.as_ref())
+                .is_some_and(|t| rollout::templates_equal_ignoring_hash(t, &template))
         });
         let existing = position.map(|i| replica_sets.remove(i));
-        let new = self.new_replica_set(existing, &replica_sets, create).await?;
+        let new = self
+            .new_replica_set(existing, &replica_sets, create)
+            .await?;
         Ok((new, replica_sets))
     }
 
@@ -260,17 +295,20 @@ impl Sync<'_> {
         old: &[ReplicaSet],
         create: bool,
     ) -> Result<Option<ReplicaSet>> {
-        let max_old = old.iter().map(|rs| rollout::revision_of(&rs.metadata.annotations)).max();
+        let max_old = old
+            .iter()
+            .map(|rs| rollout::revision_of(&rs.metadata.annotations))
+            .max();
         let new_revision = max_old.unwrap_or(0) + 1;
 
         if let Some(mut rs) = existing {
             let min_ready = self.d.spec.as_ref().and_then(|s| s.min_ready_seconds);
             let mut changed = self.set_new_rs_annotations(&mut rs, new_revision, true);
-            if let Some(spec) = rs.spec.as_mut() {
-                if spec.min_ready_seconds != min_ready {
-                    spec.min_ready_seconds = min_ready;
-                    changed = true;
-                }
+            if let Some(spec) = rs.spec.as_mut()
+                && spec.min_ready_seconds != min_ready
+            {
+                spec.min_ready_seconds = min_ready;
+                changed = true;
             }
             if changed {
                 rs = self.client().replace(&rs).await?;
@@ -280,8 +318,13 @@ impl Sync<'_> {
             let status = self.d.status.get_or_insert_with(Default::default);
             if status.condition(rollout::PROGRESSING).is_none() {
                 let message = format!("Found new replica set \"{}\"", rs.name());
-                let condition = rollout::condition(rollout::PROGRESSING, "True",
-                    rollout::FOUND_NEW_RS, &message, Time::now());
+                let condition = rollout::condition(
+                    rollout::PROGRESSING,
+                    "True",
+                    rollout::FOUND_NEW_RS,
+                    &message,
+                    Time::now(),
+                );
                 rollout::set_condition(status, condition);
                 self.write_status().await?;
             }
@@ -305,9 +348,14 @@ impl Sync<'_> {
         let name = format!("{}-{hash}", self.d.name());
 
         let mut template = spec.template.clone();
-        template.metadata.labels.insert(rollout::POD_TEMPLATE_HASH_LABEL.into(), hash.clone());
+        template
+            .metadata
+            .labels
+            .insert(rollout::POD_TEMPLATE_HASH_LABEL.into(), hash.clone());
         let mut selector = spec.selector.clone();
-        selector.match_labels.insert(rollout::POD_TEMPLATE_HASH_LABEL.into(), hash.clone());
+        selector
+            .match_labels
+            .insert(rollout::POD_TEMPLATE_HASH_LABEL.into(), hash.clone());
         let replicas = rollout::desired_replicas(&self.d);
         let fence = rollout::fenceposts(&self.d);
         let new_replicas = if rollout::is_recreate(&self.d) {
@@ -333,11 +381,19 @@ impl Sync<'_> {
             Err(error) if error.is_conflict() => {
                 // Either our own earlier create the cache has not shown yet,
                 // or a different object took the name: a hash collision.
-                let live = self.client().get::<ReplicaSet>(self.d.namespace(), &name).await?;
-                let ours = live.metadata.controller().is_some_and(|c| c.uid == self.d.metadata.uid());
-                let same = live.spec.as_ref().and_then(|s| s.template.as_ref()).is_some_and(|t| {
-                    rollout::templates_equal_ignoring_hash(t, &spec.template)
-                });
+                let live = self
+                    .client()
+                    .get::<ReplicaSet>(self.d.namespace(), &name)
+                    .await?;
+                let ours = live
+                    .metadata
+                    .controller()
+                    .is_some_and(|c| c.uid == self.d.metadata.uid());
+                let same = live
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.template.as_ref())
+                    .is_some_and(|t| rollout::templates_equal_ignoring_hash(t, &spec.template));
                 if ours && same {
                     return Ok(live);
                 }
@@ -348,17 +404,28 @@ impl Sync<'_> {
             }
             Err(error) => return Err(error.into()),
         };
-        tracing::info!(namespace = self.d.namespace(), name, replicas = new_replicas,
-            "created replica set");
+        tracing::info!(
+            namespace = self.d.namespace(),
+            name,
+            replicas = new_replicas,
+            "created replica set"
+        );
         if new_replicas > 0 {
             let message = format!("Scaled up replica set {name} from 0 to {new_replicas}");
-            self.controller.event(&self.d, "ScalingReplicaSet", &message).await;
+            self.controller
+                .event(&self.d, "ScalingReplicaSet", &message)
+                .await;
         }
         self.set_deployment_revision(new_revision).await?;
         let status = self.d.status.get_or_insert_with(Default::default);
         let message = format!("Created new replica set \"{name}\"");
-        let condition = rollout::condition(rollout::PROGRESSING, "True", rollout::NEW_RS_CREATED,
-            &message, Time::now());
+        let condition = rollout::condition(
+            rollout::PROGRESSING,
+            "True",
+            rollout::NEW_RS_CREATED,
+            &message,
+            Time::now(),
+        );
         rollout::set_condition(status, condition);
         self.write_status().await?;
         Ok(created)
@@ -376,9 +443,15 @@ impl Sync<'_> {
             }
         }
         let old_revision = annotations.get(rollout::REVISION_ANNOTATION).cloned();
-        let old_number = old_revision.as_deref().and_then(|r| r.parse::<i64>().ok()).unwrap_or(0);
+        let old_number = old_revision
+            .as_deref()
+            .and_then(|r| r.parse::<i64>().ok())
+            .unwrap_or(0);
         if old_number < new_revision {
-            annotations.insert(rollout::REVISION_ANNOTATION.into(), new_revision.to_string());
+            annotations.insert(
+                rollout::REVISION_ANNOTATION.into(),
+                new_revision.to_string(),
+            );
             changed = true;
             if let Some(old) = old_revision.filter(|r| !r.is_empty()) {
                 let history = match annotations.get(rollout::REVISION_HISTORY_ANNOTATION) {
@@ -417,7 +490,11 @@ impl Sync<'_> {
     /// Writes the Deployment's revision annotation when it differs.
     async fn set_deployment_revision(&mut self, revision: i64) -> Result<()> {
         let text = revision.to_string();
-        let current = self.d.metadata.annotations.get(rollout::REVISION_ANNOTATION);
+        let current = self
+            .d
+            .metadata
+            .annotations
+            .get(rollout::REVISION_ANNOTATION);
         if current == Some(&text) {
             return Ok(());
         }
@@ -428,8 +505,10 @@ impl Sync<'_> {
             }
         });
         let status = self.d.status.clone();
-        let patched: Deployment =
-            self.client().merge_patch(self.d.namespace(), self.d.name(), &patch).await?;
+        let patched: Deployment = self
+            .client()
+            .merge_patch(self.d.namespace(), self.d.name(), &patch)
+            .await?;
         // Keep any status this sync computed but has not written yet.
         self.d = Deployment { status, ..patched };
         Ok(())
@@ -460,11 +539,20 @@ impl Sync<'_> {
             return Ok(false);
         }
         let direction = if target > current { "up" } else { "down" };
-        tracing::info!(namespace = rs.namespace(), name = rs.name(), from = current, to = target,
-            "scaled replica set");
-        let message =
-            format!("Scaled {direction} replica set {} from {current} to {target}", rs.name());
-        self.controller.event(&self.d, "ScalingReplicaSet", &message).await;
+        tracing::info!(
+            namespace = rs.namespace(),
+            name = rs.name(),
+            from = current,
+            to = target,
+            "scaled replica set"
+        );
+        let message = format!(
+            "Scaled {direction} replica set {} from {current} to {target}",
+            rs.name()
+        );
+        self.controller
+            .event(&self.d, "ScalingReplicaSet", &message)
+            .await;
         Ok(true)
     }
 
@@ -504,7 +592,10 @@ impl Sync<'_> {
     async fn reconcile_old(&mut self, new: &ReplicaSet, old: &mut [ReplicaSet]) -> Result<bool> {
         let sets: Vec<OldSet> = old
             .iter()
-            .map(|rs| OldSet { replicas: rollout::rs_replicas(rs), available: rollout::rs_available(rs) })
+            .map(|rs| OldSet {
+                replicas: rollout::rs_replicas(rs),
+                available: rollout::rs_available(rs),
+            })
             .collect();
         let targets = rollout::old_rs_targets(
             rollout::desired_replicas(&self.d),
@@ -536,7 +627,9 @@ impl Sync<'_> {
         let mut new = match new {
             Some(new) => new,
             None => {
-                let max_old = old.iter().map(|rs| rollout::revision_of(&rs.metadata.annotations));
+                let max_old = old
+                    .iter()
+                    .map(|rs| rollout::revision_of(&rs.metadata.annotations));
                 let revision = max_old.max().unwrap_or(0) + 1;
                 self.create_new_replica_set(&old, revision).await?
             }
@@ -595,10 +688,10 @@ impl Sync<'_> {
                     None => old.iter_mut().max_by(|a, b| rollout::by_creation(a, b)),
                 }
             };
-            if let Some(rs) = target {
-                if rollout::rs_replicas(rs) != replicas {
-                    self.scale(rs, replicas).await?;
-                }
+            if let Some(rs) = target
+                && rollout::rs_replicas(rs) != replicas
+            {
+                self.scale(rs, replicas).await?;
             }
             return Ok(());
         }
@@ -607,7 +700,10 @@ impl Sync<'_> {
         if let Some(rs) = new.as_deref() {
             let saturated = rollout::rs_replicas(rs) == replicas
                 && rollout::rs_available(rs) == replicas
-                && rs.metadata.annotations.get(rollout::DESIRED_REPLICAS_ANNOTATION)
+                && rs
+                    .metadata
+                    .annotations
+                    .get(rollout::DESIRED_REPLICAS_ANNOTATION)
                     == Some(&replicas.to_string());
             if saturated {
                 for rs in old.iter_mut().filter(|rs| rollout::rs_replicas(rs) > 0) {
@@ -620,12 +716,14 @@ impl Sync<'_> {
             return Ok(());
         }
 
-        let mut active: Vec<&mut ReplicaSet> =
-            old.iter_mut().filter(|rs| rollout::rs_replicas(rs) > 0).collect();
-        if let Some(rs) = new.take() {
-            if rollout::rs_replicas(rs) > 0 {
-                active.push(rs);
-            }
+        let mut active: Vec<&mut ReplicaSet> = old
+            .iter_mut()
+            .filter(|rs| rollout::rs_replicas(rs) > 0)
+            .collect();
+        if let Some(rs) = new.take()
+            && rollout::rs_replicas(rs) > 0
+        {
+            active.push(rs);
         }
         let sets: Vec<ActiveSet> = active
             .iter()
@@ -652,7 +750,12 @@ impl Sync<'_> {
     /// Deletes old, empty sets beyond `revisionHistoryLimit`, oldest
     /// revision first.
     async fn cleanup(&self, old: &[ReplicaSet]) -> Result<()> {
-        let limit = self.d.spec.as_ref().and_then(|s| s.revision_history_limit).unwrap_or(10);
+        let limit = self
+            .d
+            .spec
+            .as_ref()
+            .and_then(|s| s.revision_history_limit)
+            .unwrap_or(10);
         let mut cleanable: Vec<&ReplicaSet> = old
             .iter()
             .filter(|rs| {
@@ -683,9 +786,16 @@ impl Sync<'_> {
                 }),
                 ..Default::default()
             };
-            match self.client().delete::<ReplicaSet>(rs.namespace(), rs.name(), &options).await {
-                Ok(_) => tracing::info!(namespace = rs.namespace(), name = rs.name(),
-                    "deleted old replica set"),
+            match self
+                .client()
+                .delete::<ReplicaSet>(rs.namespace(), rs.name(), &options)
+                .await
+            {
+                Ok(_) => tracing::info!(
+                    namespace = rs.namespace(),
+                    name = rs.name(),
+                    "deleted old replica set"
+                ),
                 Err(error) if error.is_not_found() => {}
                 Err(error) => return Err(error.into()),
             }
@@ -703,11 +813,21 @@ impl Sync<'_> {
         }
         let paused = self.d.spec.as_ref().and_then(|s| s.paused) == Some(true);
         let condition = if paused && reason != Some(rollout::PAUSED) {
-            rollout::condition(rollout::PROGRESSING, "Unknown", rollout::PAUSED,
-                "Deployment is paused", Time::now())
+            rollout::condition(
+                rollout::PROGRESSING,
+                "Unknown",
+                rollout::PAUSED,
+                "Deployment is paused",
+                Time::now(),
+            )
         } else if !paused && reason == Some(rollout::PAUSED) {
-            rollout::condition(rollout::PROGRESSING, "Unknown", rollout::RESUMED,
-                "Deployment is resumed", Time::now())
+            rollout::condition(
+                rollout::PROGRESSING,
+                "Unknown",
+                rollout::RESUMED,
+                "Deployment is resumed",
+                Time::now(),
+            )
         } else {
             return Ok(());
         };
@@ -723,7 +843,11 @@ impl Sync<'_> {
     }
 
     /// Writes the counts and the Available condition.
-    async fn sync_status(&mut self, new: Option<&ReplicaSet>, old: &[ReplicaSet]) -> Result<Requeue> {
+    async fn sync_status(
+        &mut self,
+        new: Option<&ReplicaSet>,
+        old: &[ReplicaSet],
+    ) -> Result<Requeue> {
         let all: Vec<&ReplicaSet> = old.iter().chain(new).collect();
         let status = rollout::calculate_status(&self.d, &all, new, Time::now());
         self.write_if_changed(status).await?;
@@ -762,7 +886,10 @@ mod tests {
 
     fn rs_with_desired(replicas: i32, desired: Option<&str>) -> ReplicaSet {
         let mut rs = ReplicaSet::new("default", "web-1");
-        rs.spec = Some(crate::api::ReplicaSetSpec { replicas: Some(replicas), ..Default::default() });
+        rs.spec = Some(crate::api::ReplicaSetSpec {
+            replicas: Some(replicas),
+            ..Default::default()
+        });
         if let Some(desired) = desired {
             rs.metadata
                 .annotations
@@ -774,7 +901,10 @@ mod tests {
     #[test]
     fn a_changed_replica_count_is_a_scaling_event_only_for_active_sets() {
         let mut d = Deployment::new("default", "web");
-        d.spec = Some(crate::api::DeploymentSpec { replicas: Some(5), ..Default::default() });
+        d.spec = Some(crate::api::DeploymentSpec {
+            replicas: Some(5),
+            ..Default::default()
+        });
         assert!(is_scaling_event(&d, &[rs_with_desired(3, Some("3"))]));
         assert!(!is_scaling_event(&d, &[rs_with_desired(5, Some("5"))]));
         assert!(!is_scaling_event(&d, &[rs_with_desired(0, Some("3"))]));

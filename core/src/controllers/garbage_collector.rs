@@ -141,14 +141,28 @@ impl GarbageCollector {
                 return Ok(());
             }
         }
+        // The resourceVersion precondition makes this a no-op when the
+        // dependent changed since it was judged (an orphaning, say, removed
+        // the very reference found dangling); its change event brings it back.
         let options = DeleteOptions {
             propagation_policy: Some("Background".into()),
-            preconditions: Some(Preconditions { uid: meta.uid.clone(), resource_version: None }),
+            preconditions: Some(Preconditions {
+                uid: meta.uid.clone(),
+                resource_version: meta.resource_version.clone(),
+            }),
             ..Default::default()
         };
-        match self.client.delete::<T>(object.namespace(), object.name(), &options).await {
-            Ok(_) => tracing::info!(kind = T::KIND, namespace = object.namespace(),
-                name = object.name(), "deleted dependent of a deleted owner"),
+        match self
+            .client
+            .delete::<T>(object.namespace(), object.name(), &options)
+            .await
+        {
+            Ok(_) => tracing::info!(
+                kind = T::KIND,
+                namespace = object.namespace(),
+                name = object.name(),
+                "deleted dependent of a deleted owner"
+            ),
             Err(error) if error.is_not_found() || error.is_conflict() => {}
             Err(error) => return Err(error.into()),
         }
@@ -157,14 +171,31 @@ impl GarbageCollector {
 
     /// Whether the owner a reference names exists, with that uid.
     async fn owner_exists(&self, owner: &OwnerReference, namespace: &str) -> Result<bool> {
-        if self.absent.lock().expect("absent lock").contains(&owner.uid) {
+        if self
+            .absent
+            .lock()
+            .expect("absent lock")
+            .contains(&owner.uid)
+        {
             return Ok(false);
         }
         let name = owner.name.as_str();
         let cached_uid = match owner.kind.as_str() {
-            "Deployment" => self.caches.deployments.get(namespace, name).map(|o| uid(o.as_ref())),
-            "ReplicaSet" => self.caches.replica_sets.get(namespace, name).map(|o| uid(o.as_ref())),
-            "Pod" => self.caches.pods.get(namespace, name).map(|o| uid(o.as_ref())),
+            "Deployment" => self
+                .caches
+                .deployments
+                .get(namespace, name)
+                .map(|o| uid(o.as_ref())),
+            "ReplicaSet" => self
+                .caches
+                .replica_sets
+                .get(namespace, name)
+                .map(|o| uid(o.as_ref())),
+            "Pod" => self
+                .caches
+                .pods
+                .get(namespace, name)
+                .map(|o| uid(o.as_ref())),
             "Node" => self.caches.nodes.get("", name).map(|o| uid(o.as_ref())),
             // A kind this collector does not know: assume the owner lives.
             _ => return Ok(true),
@@ -190,7 +221,11 @@ impl GarbageCollector {
     }
 
     async fn live_uid<T: Resource>(&self, namespace: &str, name: &str) -> Result<Option<String>> {
-        Ok(self.client.get_opt::<T>(namespace, name).await?.map(|o| uid(&o)))
+        Ok(self
+            .client
+            .get_opt::<T>(namespace, name)
+            .await?
+            .map(|o| uid(&o)))
     }
 
     /// Handles the `orphan` and `foregroundDeletion` finalizers of an owner
@@ -216,10 +251,14 @@ impl GarbageCollector {
             let pods = self.caches.pods.owned_by(owner_uid);
             let mut blocking = 0;
             for rs in &replica_sets {
-                blocking += self.delete_dependent(rs.as_ref(), owner_uid, "Foreground").await?;
+                blocking += self
+                    .delete_dependent(rs.as_ref(), owner_uid, "Foreground")
+                    .await?;
             }
             for pod in &pods {
-                blocking += self.delete_dependent(pod.as_ref(), owner_uid, "Background").await?;
+                blocking += self
+                    .delete_dependent(pod.as_ref(), owner_uid, "Background")
+                    .await?;
             }
             if blocking > 0 {
                 return Ok(Some(FOREGROUND_RECHECK));
@@ -244,12 +283,23 @@ impl GarbageCollector {
         if meta.deletion_timestamp.is_none() {
             let options = DeleteOptions {
                 propagation_policy: Some(policy.into()),
-                preconditions: Some(Preconditions { uid: meta.uid.clone(), resource_version: None }),
+                preconditions: Some(Preconditions {
+                    uid: meta.uid.clone(),
+                    resource_version: None,
+                }),
                 ..Default::default()
             };
-            match self.client.delete::<T>(dependent.namespace(), dependent.name(), &options).await {
-                Ok(_) => tracing::info!(kind = T::KIND, namespace = dependent.namespace(),
-                    name = dependent.name(), "deleted dependent of an owner in foreground deletion"),
+            match self
+                .client
+                .delete::<T>(dependent.namespace(), dependent.name(), &options)
+                .await
+            {
+                Ok(_) => tracing::info!(
+                    kind = T::KIND,
+                    namespace = dependent.namespace(),
+                    name = dependent.name(),
+                    "deleted dependent of an owner in foreground deletion"
+                ),
                 Err(error) if error.is_not_found() => return Ok(0),
                 Err(error) if error.is_conflict() => {}
                 Err(error) => return Err(error.into()),
@@ -261,11 +311,18 @@ impl GarbageCollector {
     /// Removes the ownerReference to `owner_uid` from a dependent.
     async fn release<T: Resource>(&self, dependent: &T, owner_uid: &str) -> Result<()> {
         let mut released = dependent.clone();
-        released.meta_mut().owner_references.retain(|r| r.uid != owner_uid);
+        released
+            .meta_mut()
+            .owner_references
+            .retain(|r| r.uid != owner_uid);
         match self.client.replace(&released).await {
             Ok(_) => {
-                tracing::info!(kind = T::KIND, namespace = dependent.namespace(),
-                    name = dependent.name(), "orphaned dependent");
+                tracing::info!(
+                    kind = T::KIND,
+                    namespace = dependent.namespace(),
+                    name = dependent.name(),
+                    "orphaned dependent"
+                );
                 Ok(())
             }
             Err(error) if error.is_not_found() => Ok(()),
@@ -276,7 +333,11 @@ impl GarbageCollector {
     /// Removes one finalizer from the live owner; the apiserver deletes the
     /// owner when that was the last one.
     async fn remove_finalizer<T: Resource>(&self, owner: &T, finalizer: &str) -> Result<()> {
-        let Some(mut live) = self.client.get_opt::<T>(owner.namespace(), owner.name()).await? else {
+        let Some(mut live) = self
+            .client
+            .get_opt::<T>(owner.namespace(), owner.name())
+            .await?
+        else {
             return Ok(());
         };
         if live.meta().uid() != owner.meta().uid()
@@ -287,8 +348,13 @@ impl GarbageCollector {
         live.meta_mut().finalizers.retain(|f| f != finalizer);
         match self.client.replace(&live).await {
             Ok(_) => {
-                tracing::info!(kind = T::KIND, namespace = owner.namespace(), name = owner.name(),
-                    finalizer, "removed finalizer");
+                tracing::info!(
+                    kind = T::KIND,
+                    namespace = owner.namespace(),
+                    name = owner.name(),
+                    finalizer,
+                    "removed finalizer"
+                );
                 Ok(())
             }
             Err(error) if error.is_not_found() => Ok(()),
@@ -313,7 +379,10 @@ fn on_owner_change<T: Resource>(queue: &WorkQueue, caches: &Caches, change: &Cha
         Change::Applied { new, .. } => {
             let meta = new.meta();
             let finalizing = meta.deletion_timestamp.is_some()
-                && meta.finalizers.iter().any(|f| f == ORPHAN_FINALIZER || f == FOREGROUND_FINALIZER);
+                && meta
+                    .finalizers
+                    .iter()
+                    .any(|f| f == ORPHAN_FINALIZER || f == FOREGROUND_FINALIZER);
             if finalizing && matches!(T::KIND, "Deployment" | "ReplicaSet") {
                 queue.add(gc_key(new.as_ref()));
             }
@@ -342,7 +411,9 @@ fn on_dependent_change<T: Resource>(queue: &WorkQueue, change: &Change<T>) {
                 queue.add(gc_key(new.as_ref()));
             }
             let started_going = new.meta().deletion_timestamp.is_some()
-                && old.as_ref().is_none_or(|o| o.meta().deletion_timestamp.is_none());
+                && old
+                    .as_ref()
+                    .is_none_or(|o| o.meta().deletion_timestamp.is_none());
             if started_going {
                 queue_owners(queue, new.as_ref());
             }
@@ -354,7 +425,12 @@ fn on_dependent_change<T: Resource>(queue: &WorkQueue, change: &Change<T>) {
 fn queue_owners<T: Resource>(queue: &WorkQueue, dependent: &T) {
     for owner in &dependent.meta().owner_references {
         if matches!(owner.kind.as_str(), "Deployment" | "ReplicaSet") {
-            queue.add(format!("{}/{}/{}", owner.kind, dependent.namespace(), owner.name));
+            queue.add(format!(
+                "{}/{}/{}",
+                owner.kind,
+                dependent.namespace(),
+                owner.name
+            ));
         }
     }
 }
@@ -381,7 +457,13 @@ mod tests {
             },
             ..Default::default()
         });
-        on_dependent_change(&queue, &Change::Applied { old: None, new: Arc::clone(&pod) });
+        on_dependent_change(
+            &queue,
+            &Change::Applied {
+                old: None,
+                new: Arc::clone(&pod),
+            },
+        );
         on_dependent_change(&queue, &Change::Deleted(pod));
         let mut keys = Vec::new();
         while let Some(key) = futures::FutureExt::now_or_never(queue.next()) {

@@ -42,7 +42,10 @@ pub struct Cache<T> {
 
 impl<T> Clone for Cache<T> {
     fn clone(&self) -> Cache<T> {
-        Cache { inner: Arc::clone(&self.inner), synced: self.synced.clone() }
+        Cache {
+            inner: Arc::clone(&self.inner),
+            synced: self.synced.clone(),
+        }
     }
 }
 
@@ -56,7 +59,10 @@ struct Objects<T> {
 
 impl<T> Default for Objects<T> {
     fn default() -> Objects<T> {
-        Objects { by_namespace: HashMap::new(), by_owner: HashMap::new() }
+        Objects {
+            by_namespace: HashMap::new(),
+            by_owner: HashMap::new(),
+        }
     }
 }
 
@@ -84,13 +90,21 @@ impl<T: Resource> Cache<T> {
     /// Every object of one namespace.
     pub fn list_namespace(&self, namespace: &str) -> Vec<Arc<T>> {
         let objects = self.inner.read().expect("cache lock");
-        objects.by_namespace.get(namespace).map(|m| m.values().cloned().collect()).unwrap_or_default()
+        objects
+            .by_namespace
+            .get(namespace)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Every object.
     pub fn list(&self) -> Vec<Arc<T>> {
         let objects = self.inner.read().expect("cache lock");
-        objects.by_namespace.values().flat_map(|m| m.values().cloned()).collect()
+        objects
+            .by_namespace
+            .values()
+            .flat_map(|m| m.values().cloned())
+            .collect()
     }
 
     /// Objects with an ownerReference to the owner with `uid` (controller
@@ -111,7 +125,9 @@ impl<T: Resource> Cache<T> {
 
     fn indexed(&self, index_key: &str) -> Vec<Arc<T>> {
         let objects = self.inner.read().expect("cache lock");
-        let Some(keys) = objects.by_owner.get(index_key) else { return Vec::new() };
+        let Some(keys) = objects.by_owner.get(index_key) else {
+            return Vec::new();
+        };
         keys.iter()
             .filter_map(|(ns, name)| objects.by_namespace.get(ns)?.get(name).cloned())
             .collect()
@@ -121,7 +137,11 @@ impl<T: Resource> Cache<T> {
 impl<T: Resource> Objects<T> {
     fn index_keys(object: &T) -> Vec<String> {
         let meta = object.meta();
-        let mut keys: Vec<String> = meta.owner_references.iter().map(|r| r.uid.clone()).collect();
+        let mut keys: Vec<String> = meta
+            .owner_references
+            .iter()
+            .map(|r| r.uid.clone())
+            .collect();
         if meta.controller().is_none() {
             keys.push(NO_CONTROLLER.to_owned());
         }
@@ -140,7 +160,10 @@ impl<T: Resource> Objects<T> {
             self.unindex(old);
         }
         for key in Self::index_keys(&object) {
-            self.by_owner.entry(key).or_default().insert((namespace.clone(), name.clone()));
+            self.by_owner
+                .entry(key)
+                .or_default()
+                .insert((namespace.clone(), name.clone()));
         }
         old
     }
@@ -181,8 +204,15 @@ pub struct Informer<T> {
 impl<T: Resource> Informer<T> {
     pub fn new() -> Informer<T> {
         let (synced, synced_rx) = watch::channel(false);
-        let cache = Cache { inner: Arc::new(RwLock::new(Objects::default())), synced: synced_rx };
-        Informer { cache, synced, handlers: Vec::new() }
+        let cache = Cache {
+            inner: Arc::new(RwLock::new(Objects::default())),
+            synced: synced_rx,
+        };
+        Informer {
+            cache,
+            synced,
+            handlers: Vec::new(),
+        }
     }
 
     /// The cache this informer fills.
@@ -209,6 +239,7 @@ impl<T: Resource> Informer<T> {
 
     /// Applies one watcher event to the cache, then tells the handlers.
     fn apply(&self, event: WatcherEvent<T>) {
+        let complete_list = matches!(event, WatcherEvent::Restarted(_));
         let changes = {
             let mut objects = self.cache.inner.write().expect("cache lock");
             match event {
@@ -224,7 +255,10 @@ impl<T: Resource> Informer<T> {
                 WatcherEvent::Restarted(list) => relist(&mut objects, list),
             }
         };
-        self.synced.send_if_modified(|synced| !std::mem::replace(synced, true));
+        if complete_list {
+            self.synced
+                .send_if_modified(|synced| !std::mem::replace(synced, true));
+        }
         for change in &changes {
             for handler in &self.handlers {
                 handler(change);
@@ -320,11 +354,17 @@ mod tests {
             };
             log.lock().unwrap().push(entry);
         });
-        informer.apply(WatcherEvent::Restarted(vec![thing("a", "1", None), thing("b", "1", None)]));
+        informer.apply(WatcherEvent::Restarted(vec![
+            thing("a", "1", None),
+            thing("b", "1", None),
+        ]));
         assert!(informer.cache().is_synced());
         seen.lock().unwrap().clear();
 
-        informer.apply(WatcherEvent::Restarted(vec![thing("a", "1", None), thing("c", "2", None)]));
+        informer.apply(WatcherEvent::Restarted(vec![
+            thing("a", "1", None),
+            thing("c", "2", None),
+        ]));
         let mut log = seen.lock().unwrap().clone();
         log.sort();
         assert_eq!(log, ["applied c", "deleted b"]);

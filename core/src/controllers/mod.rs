@@ -44,9 +44,13 @@ pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("apiserver request failed")]
-    Api(#[from] client::Error),
+    Api(#[source] Box<client::Error>),
     #[error("{kind} {namespace}/{name} has an invalid selector")]
-    InvalidSelector { kind: &'static str, namespace: String, name: String },
+    InvalidSelector {
+        kind: &'static str,
+        namespace: String,
+        name: String,
+    },
     #[error("replica set name {name} is taken by another object (hash collision)")]
     HashCollision { name: String },
 }
@@ -55,6 +59,12 @@ impl Error {
     /// A conflict means the cache was behind; a retry will see fresher data.
     fn is_conflict(&self) -> bool {
         matches!(self, Error::Api(e) if e.is_conflict())
+    }
+}
+
+impl From<client::Error> for Error {
+    fn from(error: client::Error) -> Error {
+        Error::Api(Box::new(error))
     }
 }
 
@@ -106,11 +116,14 @@ impl Informers {
 
     /// Starts every watcher.
     pub fn start(self, client: &Client) {
-        self.deployments.start(client.clone(), "", ListParams::default());
-        self.replica_sets.start(client.clone(), "", ListParams::default());
+        self.deployments
+            .start(client.clone(), "", ListParams::default());
+        self.replica_sets
+            .start(client.clone(), "", ListParams::default());
         self.pods.start(client.clone(), "", ListParams::default());
         self.nodes.start(client.clone(), "", ListParams::default());
-        self.leases.start(client.clone(), NODE_LEASE_NAMESPACE, ListParams::default());
+        self.leases
+            .start(client.clone(), NODE_LEASE_NAMESPACE, ListParams::default());
     }
 }
 
@@ -132,8 +145,13 @@ impl Caches {
             self.leases.wait_synced().await;
         };
         tokio::pin!(all);
-        if tokio::time::timeout(Duration::from_secs(2), &mut all).await.is_err() {
-            tracing::info!("waiting for the apiserver to list deployments, replica sets, pods, nodes");
+        if tokio::time::timeout(Duration::from_secs(2), &mut all)
+            .await
+            .is_err()
+        {
+            tracing::info!(
+                "waiting for the apiserver to list deployments, replica sets, pods, nodes"
+            );
             all.await;
         }
     }
@@ -232,7 +250,10 @@ pub(crate) fn split_key(key: &str) -> (&str, &str) {
 }
 
 /// The controller reference of `object` if it points at a `kind`.
-pub(crate) fn controller_of<'a, T: Resource>(object: &'a T, kind: &str) -> Option<&'a OwnerReference> {
+pub(crate) fn controller_of<'a, T: Resource>(
+    object: &'a T,
+    kind: &str,
+) -> Option<&'a OwnerReference> {
     object.meta().controller().filter(|r| r.kind == kind)
 }
 

@@ -69,15 +69,23 @@ impl NodeLifecycleController {
                     seen_at: now,
                 });
                 if probe.renew_time != renew_time || probe.heartbeat != heartbeat {
-                    *probe = Probe { renew_time, heartbeat, seen_at: now };
+                    *probe = Probe {
+                        renew_time,
+                        heartbeat,
+                        seen_at: now,
+                    };
                 }
                 if now.duration_since(probe.seen_at) < GRACE_PERIOD {
                     continue;
                 }
-                let Some(updated) = mark_unknown(&node, Time::now()) else { continue };
+                let Some(updated) = mark_unknown(&node, Time::now()) else {
+                    continue;
+                };
                 match self.client.replace_status(&updated).await {
-                    Ok(_) => tracing::info!(node = node.name(),
-                        "node stopped posting status, marked Ready=Unknown"),
+                    Ok(_) => tracing::info!(
+                        node = node.name(),
+                        "node stopped posting status, marked Ready=Unknown"
+                    ),
                     Err(error) => tracing::debug!(node = node.name(), %error,
                         "marking node Ready=Unknown failed, retrying next check"),
                 }
@@ -87,7 +95,10 @@ impl NodeLifecycleController {
 }
 
 fn ready_heartbeat(node: &Node) -> Option<Time> {
-    node.status.as_ref()?.condition("Ready")?.last_heartbeat_time
+    node.status
+        .as_ref()?
+        .condition("Ready")?
+        .last_heartbeat_time
 }
 
 /// The node with its conditions set to Unknown, or `None` when they already
@@ -143,8 +154,14 @@ mod tests {
         let ready = marked.status.as_ref().unwrap().condition("Ready").unwrap();
         assert_eq!(ready.status, "Unknown");
         assert_eq!(ready.reason.as_deref(), Some("NodeStatusUnknown"));
-        assert_eq!(ready.message.as_deref(), Some("Kubelet stopped posting node status."));
+        assert_eq!(
+            ready.message.as_deref(),
+            Some("Kubelet stopped posting node status.")
+        );
         assert_eq!(ready.last_heartbeat_time, Some(heartbeat));
-        assert!(mark_unknown(&marked, Time::now()).is_none(), "no second write");
+        assert!(
+            mark_unknown(&marked, Time::now()).is_none(),
+            "no second write"
+        );
     }
 }

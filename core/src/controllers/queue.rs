@@ -90,7 +90,11 @@ impl WorkQueue {
     /// Forgets the failures of a key: its next retry starts from the base
     /// delay again.
     pub fn forget(&self, key: &str) {
-        self.state.lock().expect("work queue lock").failures.remove(key);
+        self.state
+            .lock()
+            .expect("work queue lock")
+            .failures
+            .remove(key);
     }
 
     /// Waits for the next key. The caller must call [`WorkQueue::done`] with
@@ -180,7 +184,7 @@ mod tests {
         assert_eq!(backoff_delay(40), MAX_DELAY);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_failed_key_returns_after_its_backoff() {
         let queue = WorkQueue::new();
         queue.add_rate_limited("a");

@@ -69,14 +69,16 @@ impl ReplicaSetController {
     pub fn register(self: &Arc<Self>, informers: &mut Informers) {
         let queue = Arc::clone(&self.queue);
         let expectations = Arc::clone(&self.expectations);
-        informers.replica_sets.on_change(move |change| match change {
-            Change::Applied { new, .. } => queue.add(key_of(new.as_ref())),
-            Change::Deleted(old) => {
-                let key = key_of(old.as_ref());
-                expectations.forget(&key);
-                queue.add(key);
-            }
-        });
+        informers
+            .replica_sets
+            .on_change(move |change| match change {
+                Change::Applied { new, .. } => queue.add(key_of(new.as_ref())),
+                Change::Deleted(old) => {
+                    let key = key_of(old.as_ref());
+                    expectations.forget(&key);
+                    queue.add(key);
+                }
+            });
 
         let queue = Arc::clone(&self.queue);
         let expectations = Arc::clone(&self.expectations);
@@ -104,7 +106,11 @@ impl ReplicaSetController {
             return Ok(None);
         };
         let Some(selector) = rs_selector(&rs) else {
-            tracing::warn!(namespace, name, "replica set has an empty or invalid selector");
+            tracing::warn!(
+                namespace,
+                name,
+                "replica set has an empty or invalid selector"
+            );
             return Err(Error::InvalidSelector {
                 kind: ReplicaSet::KIND,
                 namespace: namespace.into(),
@@ -163,7 +169,10 @@ impl ReplicaSetController {
                     continue;
                 }
                 let mut adopted = (*pod).clone();
-                adopted.metadata.owner_references.push(controller_reference(rs));
+                adopted
+                    .metadata
+                    .owner_references
+                    .push(controller_reference(rs));
                 match self.client.replace(&adopted).await {
                     Ok(adopted) => {
                         tracing::info!(namespace, name = pod.name(), "adopted pod");
@@ -180,7 +189,12 @@ impl ReplicaSetController {
 
     /// Creates or deletes pods to reach `spec.replicas`.
     async fn manage_replicas(&self, key: &str, rs: &ReplicaSet, pods: &[Arc<Pod>]) -> Result<()> {
-        let wanted = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as usize;
+        let wanted = rs
+            .spec
+            .as_ref()
+            .and_then(|s| s.replicas)
+            .unwrap_or(1)
+            .max(0) as usize;
         if pods.len() < wanted {
             let missing = (wanted - pods.len()).min(BURST);
             self.create_pods(key, rs, missing).await
@@ -208,16 +222,23 @@ impl ReplicaSetController {
             for result in results {
                 match result {
                     Ok(pod) => {
-                        tracing::debug!(namespace = rs.namespace(), name = pod.name(),
-                            "created pod");
+                        tracing::debug!(
+                            namespace = rs.namespace(),
+                            name = pod.name(),
+                            "created pod"
+                        );
                         let message = format!("Created pod: {}", pod.name());
-                        self.events.record(rs, "Normal", "SuccessfulCreate", &message).await;
+                        self.events
+                            .record(rs, "Normal", "SuccessfulCreate", &message)
+                            .await;
                     }
                     Err(error) => {
                         // This creation will never be observed.
                         self.expectations.creation_observed(key);
                         let message = format!("Error creating: {error}");
-                        self.events.record(rs, "Warning", "FailedCreate", &message).await;
+                        self.events
+                            .record(rs, "Warning", "FailedCreate", &message)
+                            .await;
                         first_error.get_or_insert(error);
                     }
                 }
@@ -244,25 +265,31 @@ impl ReplicaSetController {
         rank_for_deletion(&mut ranked);
         ranked.truncate(count);
         let keys: Vec<String> = ranked.iter().map(|p| key_of(*p)).collect();
-        self.expectations.expect_deletions(key, keys.iter().cloned());
+        self.expectations
+            .expect_deletions(key, keys.iter().cloned());
 
         let options = DeleteOptions::default();
-        let results = join_all(
-            ranked.iter().map(|pod| self.client.delete::<Pod>(pod.namespace(), pod.name(), &options)),
-        )
+        let results = join_all(ranked.iter().map(|pod| {
+            self.client
+                .delete::<Pod>(pod.namespace(), pod.name(), &options)
+        }))
         .await;
         let mut first_error = None;
         for ((pod, pod_key), result) in ranked.iter().zip(&keys).zip(results) {
             match result {
                 Ok(_) => {
                     let message = format!("Deleted pod: {}", pod.name());
-                    self.events.record(rs, "Normal", "SuccessfulDelete", &message).await;
+                    self.events
+                        .record(rs, "Normal", "SuccessfulDelete", &message)
+                        .await;
                 }
                 Err(error) => {
                     self.expectations.deletion_observed(key, pod_key);
                     if !error.is_not_found() {
                         let message = format!("Error deleting: {error}");
-                        self.events.record(rs, "Warning", "FailedDelete", &message).await;
+                        self.events
+                            .record(rs, "Warning", "FailedDelete", &message)
+                            .await;
                         first_error.get_or_insert(error);
                     }
                 }
@@ -283,26 +310,27 @@ fn on_pod_change(
     change: &Change<Pod>,
 ) {
     match change {
-        Change::Applied { old: None, new } => {
-            match controlling_replica_set(replica_sets, new) {
-                Some(rs_key) => {
-                    if new.metadata.deletion_timestamp.is_some() {
-                        expectations.deletion_observed(&rs_key, &key_of(new.as_ref()));
-                    } else {
-                        expectations.creation_observed(&rs_key);
-                    }
-                    queue.add(rs_key);
+        Change::Applied { old: None, new } => match controlling_replica_set(replica_sets, new) {
+            Some(rs_key) => {
+                if new.metadata.deletion_timestamp.is_some() {
+                    expectations.deletion_observed(&rs_key, &key_of(new.as_ref()));
+                } else {
+                    expectations.creation_observed(&rs_key);
                 }
-                None => {
-                    if new.metadata.controller().is_none() {
-                        for key in matching_replica_sets(replica_sets, new) {
-                            queue.add(key);
-                        }
+                queue.add(rs_key);
+            }
+            None => {
+                if new.metadata.controller().is_none() {
+                    for key in matching_replica_sets(replica_sets, new) {
+                        queue.add(key);
                     }
                 }
             }
-        }
-        Change::Applied { old: Some(old), new } => {
+        },
+        Change::Applied {
+            old: Some(old),
+            new,
+        } => {
             if old.metadata.resource_version == new.metadata.resource_version {
                 return;
             }
@@ -316,10 +344,9 @@ fn on_pod_change(
                 queue.add(rs_key.clone());
             }
             let controller_changed = old.metadata.controller() != new.metadata.controller();
-            if controller_changed {
-                if let Some(previous) = controlling_replica_set(replica_sets, old) {
-                    queue.add(previous);
-                }
+            if controller_changed && let Some(previous) = controlling_replica_set(replica_sets, old)
+            {
+                queue.add(previous);
             }
             let labels_changed = old.metadata.labels != new.metadata.labels;
             if current.is_none() && (labels_changed || controller_changed) {
@@ -356,7 +383,9 @@ fn matching_replica_sets(replica_sets: &Cache<ReplicaSet>, pod: &Pod) -> Vec<Str
 
 fn rs_selector(rs: &ReplicaSet) -> Option<Selector> {
     let spec = rs.spec.as_ref()?;
-    Selector::from_label_selector(&spec.selector).ok().filter(|s| !s.is_empty())
+    Selector::from_label_selector(&spec.selector)
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 /// Whether a pod counts: not terminating and not finished.
@@ -376,12 +405,17 @@ pub fn is_available(pod: &Pod, min_ready_seconds: i32, now: Time) -> bool {
         None => false,
         Some(_) if min_ready_seconds <= 0 => true,
         Some(None) => false,
-        Some(Some(since)) => since.0.timestamp() + i64::from(min_ready_seconds) <= now.0.timestamp(),
+        Some(Some(since)) => {
+            since.0.timestamp() + i64::from(min_ready_seconds) <= now.0.timestamp()
+        }
     }
 }
 
 fn min_ready_seconds(rs: &ReplicaSet) -> i32 {
-    rs.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0)
+    rs.spec
+        .as_ref()
+        .and_then(|s| s.min_ready_seconds)
+        .unwrap_or(0)
 }
 
 /// The status a ReplicaSet should report for its active pods.
@@ -398,7 +432,9 @@ pub fn calculate_status(rs: &ReplicaSet, pods: &[Arc<Pod>], now: Time) -> Replic
     ReplicaSetStatus {
         replicas: pods.len() as i32,
         fully_labeled_replicas: Some(count(&|p| {
-            template_labels.iter().all(|(k, v)| p.metadata.labels.get(k) == Some(v))
+            template_labels
+                .iter()
+                .all(|(k, v)| p.metadata.labels.get(k) == Some(v))
         })),
         ready_replicas: Some(count(&|p| ready_since(p).is_some())),
         available_replicas: Some(count(&|p| is_available(p, min_ready, now))),
@@ -425,7 +461,11 @@ fn next_availability_check(rs: &ReplicaSet, pods: &[Arc<Pod>], now: Time) -> Req
 
 /// A new pod as the ReplicaSet's template describes it.
 pub fn pod_from_template(rs: &ReplicaSet) -> Pod {
-    let template = rs.spec.as_ref().and_then(|s| s.template.clone()).unwrap_or_default();
+    let template = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.clone())
+        .unwrap_or_default();
     let mut pod = Pod::new(rs.namespace(), "");
     pod.metadata.name = None;
     pod.metadata.generate_name = Some(format!("{}-", rs.name()));
@@ -447,7 +487,13 @@ pub fn rank_for_deletion(pods: &mut [&Pod]) {
     for pod in pods.iter() {
         *per_node.entry(pod.node_name()).or_default() += 1;
     }
-    let siblings = |pod: &Pod| if pod.node_name().is_empty() { 0 } else { per_node[pod.node_name()] };
+    let siblings = |pod: &Pod| {
+        if pod.node_name().is_empty() {
+            0
+        } else {
+            per_node[pod.node_name()]
+        }
+    };
     pods.sort_by(|a, b| {
         let unassigned = |p: &Pod| !p.node_name().is_empty();
         let phase = |p: &Pod| match p.phase() {
@@ -477,7 +523,11 @@ pub fn rank_for_deletion(pods: &mut [&Pod]) {
                 }
             })
             .then_with(|| restarts(b).cmp(&restarts(a)))
-            .then_with(|| b.metadata.creation_timestamp.cmp(&a.metadata.creation_timestamp))
+            .then_with(|| {
+                b.metadata
+                    .creation_timestamp
+                    .cmp(&a.metadata.creation_timestamp)
+            })
             .then_with(|| a.name().cmp(b.name()))
     });
 }
@@ -485,7 +535,13 @@ pub fn rank_for_deletion(pods: &mut [&Pod]) {
 fn restarts(pod: &Pod) -> i32 {
     pod.status
         .as_ref()
-        .map(|s| s.container_statuses.iter().map(|c| c.restart_count).max().unwrap_or(0))
+        .map(|s| {
+            s.container_statuses
+                .iter()
+                .map(|c| c.restart_count)
+                .max()
+                .unwrap_or(0)
+        })
         .unwrap_or(0)
 }
 
@@ -523,7 +579,11 @@ impl Expectations {
         let mut pending = self.pending.lock().expect("expectations lock");
         pending.insert(
             key.to_owned(),
-            Expected { creations: count as i64, deletions: HashSet::new(), since: Instant::now() },
+            Expected {
+                creations: count as i64,
+                deletions: HashSet::new(),
+                since: Instant::now(),
+            },
         );
     }
 
@@ -531,7 +591,11 @@ impl Expectations {
         let mut pending = self.pending.lock().expect("expectations lock");
         pending.insert(
             key.to_owned(),
-            Expected { creations: 0, deletions: pods.into_iter().collect(), since: Instant::now() },
+            Expected {
+                creations: 0,
+                deletions: pods.into_iter().collect(),
+                since: Instant::now(),
+            },
         );
     }
 
@@ -610,27 +674,46 @@ mod tests {
         let not_ready = pod("not-ready", "n1", "Running", false, 50);
         let pending = pod("pending", "n1", "Pending", false, 10);
         let unscheduled = pod("unscheduled", "", "Pending", false, 5);
-        let mut pods =
-            vec![&running_old, &running_new, &not_ready, &pending, &unscheduled];
+        let mut pods = vec![
+            &running_old,
+            &running_new,
+            &not_ready,
+            &pending,
+            &unscheduled,
+        ];
         rank_for_deletion(&mut pods);
         let names: Vec<&str> = pods.iter().map(|p| p.name()).collect();
         // running-old shares node n1 with two siblings, so it goes before
         // running-new although it is older.
-        assert_eq!(names, ["unscheduled", "pending", "not-ready", "running-old", "running-new"]);
+        assert_eq!(
+            names,
+            [
+                "unscheduled",
+                "pending",
+                "not-ready",
+                "running-old",
+                "running-new"
+            ]
+        );
 
         let a = pod("a", "n1", "Running", true, 100);
         let b = pod("b", "n2", "Running", true, 200);
         let mut pods = vec![&a, &b];
         rank_for_deletion(&mut pods);
-        assert_eq!(pods[0].name(), "b", "the newest of otherwise equal pods goes first");
+        assert_eq!(
+            pods[0].name(),
+            "b",
+            "the newest of otherwise equal pods goes first"
+        );
     }
 
     #[test]
     fn status_counts_ready_available_and_fully_labelled_pods() {
         let rs = replica_set(3, 0);
         let mut labelled = pod("a", "n1", "Running", true, 100);
-        labelled.metadata.labels =
-            [("app", "web"), ("tier", "front")].map(|(k, v)| (k.into(), v.into())).into();
+        labelled.metadata.labels = [("app", "web"), ("tier", "front")]
+            .map(|(k, v)| (k.into(), v.into()))
+            .into();
         let pods = vec![
             Arc::new(labelled),
             Arc::new(pod("b", "n1", "Running", true, 100)),
@@ -649,7 +732,10 @@ mod tests {
         let p = pod("a", "n1", "Running", true, 100);
         let at = |t| Time(chrono::DateTime::from_timestamp(t, 0).unwrap());
         assert!(is_available(&p, 0, at(0)));
-        assert!(!is_available(&p, 30, at(130)), "ready at 110, available at 140");
+        assert!(
+            !is_available(&p, 30, at(130)),
+            "ready at 110, available at 140"
+        );
         assert!(is_available(&p, 30, at(140)));
         let rs = replica_set(1, 30);
         assert_eq!(
@@ -677,9 +763,18 @@ mod tests {
         assert_eq!(pod.metadata.labels["app"], "web");
         assert_eq!(pod.metadata.annotations["a"], "b");
         let owner = &pod.metadata.owner_references[0];
-        assert_eq!((owner.kind.as_str(), owner.api_version.as_str()), ("ReplicaSet", "apps/v1"));
-        assert_eq!((owner.uid.as_str(), owner.controller, owner.block_owner_deletion),
-            ("rs-uid", Some(true), Some(true)));
+        assert_eq!(
+            (owner.kind.as_str(), owner.api_version.as_str()),
+            ("ReplicaSet", "apps/v1")
+        );
+        assert_eq!(
+            (
+                owner.uid.as_str(),
+                owner.controller,
+                owner.block_owner_deletion
+            ),
+            ("rs-uid", Some(true), Some(true))
+        );
         assert_eq!(pod.spec.unwrap().containers[0].name, "web");
     }
 

@@ -81,12 +81,12 @@ pub fn templates_equal_ignoring_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -
 /// without the labels object when that label was the only one).
 fn template_json(template: &PodTemplateSpec) -> Value {
     let mut value = to_json(template);
-    if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
-        if let Some(labels) = metadata.get_mut("labels").and_then(Value::as_object_mut) {
-            labels.remove(POD_TEMPLATE_HASH_LABEL);
-            if labels.is_empty() {
-                metadata.remove("labels");
-            }
+    if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut)
+        && let Some(labels) = metadata.get_mut("labels").and_then(Value::as_object_mut)
+    {
+        labels.remove(POD_TEMPLATE_HASH_LABEL);
+        if labels.is_empty() {
+            metadata.remove("labels");
         }
     }
     value
@@ -148,12 +148,18 @@ impl Fnv32a {
 /// Maps every byte of `text` into the safe alphabet, as upstream's
 /// `rand.SafeEncodeString`.
 fn safe_encode(text: &str) -> String {
-    text.bytes().map(|b| SAFE_ALPHABET[usize::from(b) % SAFE_ALPHABET.len()] as char).collect()
+    text.bytes()
+        .map(|b| SAFE_ALPHABET[usize::from(b) % SAFE_ALPHABET.len()] as char)
+        .collect()
 }
 
 /// `spec.replicas`, 1 when unset (the API default).
 pub fn desired_replicas(deployment: &Deployment) -> i32 {
-    deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+    deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1)
 }
 
 pub fn is_recreate(deployment: &Deployment) -> bool {
@@ -174,7 +180,10 @@ pub struct Fenceposts {
 /// rollout can proceed. Recreate has no fenceposts.
 pub fn fenceposts(deployment: &Deployment) -> Fenceposts {
     if is_recreate(deployment) {
-        return Fenceposts { max_surge: 0, max_unavailable: 0 };
+        return Fenceposts {
+            max_surge: 0,
+            max_unavailable: 0,
+        };
     }
     let replicas = desired_replicas(deployment);
     let rolling = deployment
@@ -183,14 +192,21 @@ pub fn fenceposts(deployment: &Deployment) -> Fenceposts {
         .and_then(|s| s.strategy.as_ref())
         .and_then(|s| s.rolling_update.as_ref());
     let quarter = || crate::api::quantity::IntOrString::String("25%".into());
-    let surge = rolling.and_then(|r| r.max_surge.clone()).unwrap_or_else(quarter);
-    let unavailable = rolling.and_then(|r| r.max_unavailable.clone()).unwrap_or_else(quarter);
+    let surge = rolling
+        .and_then(|r| r.max_surge.clone())
+        .unwrap_or_else(quarter);
+    let unavailable = rolling
+        .and_then(|r| r.max_unavailable.clone())
+        .unwrap_or_else(quarter);
     let max_surge = surge.resolve_round_up(replicas).unwrap_or(0).max(0);
     let mut max_unavailable = unavailable.resolve_round_down(replicas).unwrap_or(0).max(0);
     if max_surge == 0 && max_unavailable == 0 {
         max_unavailable = 1;
     }
-    Fenceposts { max_surge, max_unavailable: max_unavailable.min(replicas.max(0)) }
+    Fenceposts {
+        max_surge,
+        max_unavailable: max_unavailable.min(replicas.max(0)),
+    }
 }
 
 /// The size the new ReplicaSet of a rolling update may have now: it grows
@@ -292,7 +308,11 @@ pub fn proportional_sizes(
     sets: &[ActiveSet],
 ) -> Vec<i32> {
     let total: i32 = sets.iter().map(|s| s.replicas).sum();
-    let allowed = if replicas > 0 { replicas + max_surge } else { 0 };
+    let allowed = if replicas > 0 {
+        replicas + max_surge
+    } else {
+        0
+    };
     let to_add = allowed - total;
     let mut sizes: Vec<i32> = sets.iter().map(|s| s.replicas).collect();
     if to_add == 0 || sets.is_empty() {
@@ -331,7 +351,11 @@ pub fn proportional_sizes(
             }
         };
         let remaining = to_add - added;
-        let proportion = if to_add > 0 { fraction.min(remaining) } else { fraction.max(remaining) };
+        let proportion = if to_add > 0 {
+            fraction.min(remaining)
+        } else {
+            fraction.max(remaining)
+        };
         sizes[i] += proportion;
         added += proportion;
     }
@@ -342,7 +366,10 @@ pub fn proportional_sizes(
 
 /// The revision number of a ReplicaSet (or Deployment), 0 when absent.
 pub fn revision_of(annotations: &BTreeMap<String, String>) -> i64 {
-    annotations.get(REVISION_ANNOTATION).and_then(|r| r.parse().ok()).unwrap_or(0)
+    annotations
+        .get(REVISION_ANNOTATION)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Annotations a new ReplicaSet inherits from its Deployment.
@@ -365,11 +392,17 @@ pub fn rs_status_replicas(rs: &ReplicaSet) -> i32 {
 }
 
 pub fn rs_available(rs: &ReplicaSet) -> i32 {
-    rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0)
+    rs.status
+        .as_ref()
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0)
 }
 
 pub fn rs_ready(rs: &ReplicaSet) -> i32 {
-    rs.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0)
+    rs.status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0)
 }
 
 /// Orders ReplicaSets oldest first (creation time, then name).
@@ -404,11 +437,21 @@ pub fn calculate_status(
     };
     let replicas = desired_replicas(deployment);
     let condition = if available >= replicas - fenceposts(deployment).max_unavailable {
-        condition(AVAILABLE, "True", MINIMUM_REPLICAS_AVAILABLE,
-            "Deployment has minimum availability.", now)
+        condition(
+            AVAILABLE,
+            "True",
+            MINIMUM_REPLICAS_AVAILABLE,
+            "Deployment has minimum availability.",
+            now,
+        )
     } else {
-        condition(AVAILABLE, "False", MINIMUM_REPLICAS_UNAVAILABLE,
-            "Deployment does not have minimum availability.", now)
+        condition(
+            AVAILABLE,
+            "False",
+            MINIMUM_REPLICAS_UNAVAILABLE,
+            "Deployment does not have minimum availability.",
+            now,
+        )
     };
     set_condition(&mut status, condition);
     status
@@ -439,17 +482,23 @@ pub fn update_progressing(
             "ReplicaSet \"{}\" has successfully progressed.",
             new_name.as_deref().unwrap_or("")
         );
-        set_condition(status, condition(PROGRESSING, "True", NEW_RS_AVAILABLE, &message, now));
+        set_condition(
+            status,
+            condition(PROGRESSING, "True", NEW_RS_AVAILABLE, &message, now),
+        );
     } else if is_progressing(&old, status) {
         let message = match &new_name {
             Some(name) => format!("ReplicaSet \"{name}\" is progressing."),
-            None => format!("Deployment \"{}\" is progressing.", deployment.metadata.name()),
+            None => format!(
+                "Deployment \"{}\" is progressing.",
+                deployment.metadata.name()
+            ),
         };
         let mut fresh = condition(PROGRESSING, "True", RS_UPDATED, &message, now);
-        if let Some(current) = &current {
-            if current.status == "True" {
-                fresh.last_transition_time = current.last_transition_time;
-            }
+        if let Some(current) = &current
+            && current.status == "True"
+        {
+            fresh.last_transition_time = current.last_transition_time;
         }
         status.conditions.retain(|c| c.type_ != PROGRESSING);
         status.conditions.push(fresh);
@@ -458,13 +507,20 @@ pub fn update_progressing(
             "ReplicaSet \"{}\" has timed out progressing.",
             new_name.as_deref().unwrap_or("")
         );
-        set_condition(status, condition(PROGRESSING, "False", TIMED_OUT, &message, now));
+        set_condition(
+            status,
+            condition(PROGRESSING, "False", TIMED_OUT, &message, now),
+        );
     }
 }
 
 /// How long until the deployment's progress deadline passes, when it is
 /// rolling out and has a `Progressing` condition to measure from.
-pub fn until_deadline(deployment: &Deployment, status: &DeploymentStatus, now: Time) -> Option<i64> {
+pub fn until_deadline(
+    deployment: &Deployment,
+    status: &DeploymentStatus,
+    now: Time,
+) -> Option<i64> {
     if is_complete(deployment, status) {
         return None;
     }
@@ -505,17 +561,29 @@ fn is_progressing(old: &DeploymentStatus, new: &DeploymentStatus) -> bool {
 }
 
 fn timed_out(deployment: &Deployment, status: &DeploymentStatus, now: Time) -> bool {
-    let Some(current) = status.condition(PROGRESSING) else { return false };
-    if matches!(current.reason.as_deref(), Some(NEW_RS_AVAILABLE) | Some(TIMED_OUT)) {
+    let Some(current) = status.condition(PROGRESSING) else {
+        return false;
+    };
+    if matches!(
+        current.reason.as_deref(),
+        Some(NEW_RS_AVAILABLE) | Some(TIMED_OUT)
+    ) {
         return current.reason.as_deref() == Some(TIMED_OUT);
     }
-    let Some(from) = current.last_update_time else { return false };
+    let Some(from) = current.last_update_time else {
+        return false;
+    };
     now.0.timestamp() > from.0.timestamp() + i64::from(progress_deadline(deployment))
 }
 
 /// A condition stamped with `now` for both times.
-pub fn condition(type_: &str, status: &str, reason: &str, message: &str, now: Time)
--> DeploymentCondition {
+pub fn condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    now: Time,
+) -> DeploymentCondition {
     DeploymentCondition {
         type_: type_.into(),
         status: status.into(),
@@ -550,7 +618,10 @@ mod tests {
     fn template(labels: &[(&str, &str)], image: &str) -> PodTemplateSpec {
         PodTemplateSpec {
             metadata: ObjectMeta {
-                labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                labels: labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
                 ..Default::default()
             },
             spec: Some(PodSpec {
@@ -577,19 +648,28 @@ mod tests {
     fn the_template_hash_ignores_the_pod_template_hash_label() {
         let plain = template(&[("app", "web")], "nginx:1.27");
         let hash = template_hash(&plain, None);
-        let labelled = template(&[("app", "web"), (POD_TEMPLATE_HASH_LABEL, &hash)], "nginx:1.27");
+        let labelled = template(
+            &[("app", "web"), (POD_TEMPLATE_HASH_LABEL, &hash)],
+            "nginx:1.27",
+        );
         assert_eq!(template_hash(&labelled, None), hash);
         assert!(templates_equal_ignoring_hash(&plain, &labelled));
 
         let only_hash = template(&[(POD_TEMPLATE_HASH_LABEL, "x")], "nginx:1.27");
-        assert_eq!(template_hash(&only_hash, None), template_hash(&template(&[], "nginx:1.27"), None));
+        assert_eq!(
+            template_hash(&only_hash, None),
+            template_hash(&template(&[], "nginx:1.27"), None)
+        );
     }
 
     #[test]
     fn the_template_hash_changes_with_the_template_and_the_collision_count() {
         let base = template(&[("app", "web")], "nginx:1.27");
         let hash = template_hash(&base, None);
-        assert_ne!(template_hash(&template(&[("app", "web")], "nginx:1.28"), None), hash);
+        assert_ne!(
+            template_hash(&template(&[("app", "web")], "nginx:1.28"), None),
+            hash
+        );
         assert_ne!(template_hash(&base, Some(1)), hash);
         assert_ne!(template_hash(&base, Some(1)), template_hash(&base, Some(2)));
     }
@@ -620,15 +700,39 @@ mod tests {
     #[test]
     fn fenceposts_round_surge_up_and_unavailable_down() {
         let d = deployment(10, "25%", "25%");
-        assert_eq!(fenceposts(&d), Fenceposts { max_surge: 3, max_unavailable: 2 });
+        assert_eq!(
+            fenceposts(&d),
+            Fenceposts {
+                max_surge: 3,
+                max_unavailable: 2
+            }
+        );
         let d = deployment(1, "25%", "25%");
-        assert_eq!(fenceposts(&d), Fenceposts { max_surge: 1, max_unavailable: 0 });
+        assert_eq!(
+            fenceposts(&d),
+            Fenceposts {
+                max_surge: 1,
+                max_unavailable: 0
+            }
+        );
         let d = deployment(3, "0%", "0%");
-        assert_eq!(fenceposts(&d), Fenceposts { max_surge: 0, max_unavailable: 1 });
+        assert_eq!(
+            fenceposts(&d),
+            Fenceposts {
+                max_surge: 0,
+                max_unavailable: 1
+            }
+        );
         let mut recreate = deployment(3, "25%", "25%");
         let spec: &mut DeploymentSpec = recreate.spec.as_mut().unwrap();
         spec.strategy.as_mut().unwrap().type_ = Some("Recreate".into());
-        assert_eq!(fenceposts(&recreate), Fenceposts { max_surge: 0, max_unavailable: 0 });
+        assert_eq!(
+            fenceposts(&recreate),
+            Fenceposts {
+                max_surge: 0,
+                max_unavailable: 0
+            }
+        );
     }
 
     #[test]
@@ -648,17 +752,53 @@ mod tests {
     #[test]
     fn old_replica_sets_shrink_while_enough_pods_stay_available() {
         // 10 wanted, 2 may be unavailable; new set has 3 pods, none ready.
-        let old = [OldSet { replicas: 10, available: 10 }];
+        let old = [OldSet {
+            replicas: 10,
+            available: 10,
+        }];
         assert_eq!(old_rs_targets(10, 2, 3, 0, &old), vec![8]);
         // Once the new pods are available, the old set shrinks by as many.
-        assert_eq!(old_rs_targets(10, 2, 3, 3, &[OldSet { replicas: 8, available: 8 }]), vec![5]);
+        assert_eq!(
+            old_rs_targets(
+                10,
+                2,
+                3,
+                3,
+                &[OldSet {
+                    replicas: 8,
+                    available: 8
+                }]
+            ),
+            vec![5]
+        );
         // No room: nothing changes.
-        assert_eq!(old_rs_targets(10, 0, 1, 0, &[OldSet { replicas: 10, available: 10 }]), vec![10]);
+        assert_eq!(
+            old_rs_targets(
+                10,
+                0,
+                1,
+                0,
+                &[OldSet {
+                    replicas: 10,
+                    available: 10
+                }]
+            ),
+            vec![10]
+        );
     }
 
     #[test]
     fn unavailable_old_pods_are_removed_first_oldest_set_first() {
-        let old = [OldSet { replicas: 2, available: 0 }, OldSet { replicas: 3, available: 3 }];
+        let old = [
+            OldSet {
+                replicas: 2,
+                available: 0,
+            },
+            OldSet {
+                replicas: 3,
+                available: 3,
+            },
+        ];
         // 5 wanted, 2 may be unavailable, new set has 1 unavailable pod.
         assert_eq!(old_rs_targets(5, 2, 1, 0, &old), vec![0, 3]);
         // With 1 unavailable allowed, only one of the unavailable pods goes.
@@ -677,7 +817,10 @@ mod tests {
         let sizes = proportional_sizes(20, 0, 10, &[set("a", 6, 10), set("b", 4, 10)]);
         assert_eq!(sizes, vec![12, 8]);
         // Scaling to zero empties every set.
-        assert_eq!(proportional_sizes(0, 0, 10, &[set("a", 6, 10), set("b", 4, 10)]), vec![0, 0]);
+        assert_eq!(
+            proportional_sizes(0, 0, 10, &[set("a", 6, 10), set("b", 4, 10)]),
+            vec![0, 0]
+        );
         // A leftover from rounding goes to the largest set.
         let sizes = proportional_sizes(4, 0, 3, &[set("a", 2, 3), set("b", 1, 3)]);
         assert_eq!(sizes.iter().sum::<i32>(), 4);
@@ -707,7 +850,10 @@ mod tests {
         assert_eq!(status.unavailable_replicas, Some(0));
         assert_eq!(status.observed_generation, Some(1));
         let available = status.condition(AVAILABLE).unwrap();
-        assert_eq!(available.reason.as_deref(), Some(MINIMUM_REPLICAS_AVAILABLE));
+        assert_eq!(
+            available.reason.as_deref(),
+            Some(MINIMUM_REPLICAS_AVAILABLE)
+        );
         let progressing = status.condition(PROGRESSING).unwrap();
         assert_eq!(progressing.reason.as_deref(), Some(NEW_RS_AVAILABLE));
         assert_eq!(
@@ -728,6 +874,9 @@ mod tests {
         assert_eq!(status.updated_replicas, Some(2));
         assert_eq!(status.unavailable_replicas, Some(2));
         assert_eq!(status.condition(AVAILABLE).unwrap().status, "True");
-        assert_eq!(status.condition(PROGRESSING).unwrap().reason.as_deref(), Some(RS_UPDATED));
+        assert_eq!(
+            status.condition(PROGRESSING).unwrap().reason.as_deref(),
+            Some(RS_UPDATED)
+        );
     }
 }

@@ -29,7 +29,11 @@ impl Default for Backoff {
 
 impl Backoff {
     pub fn new(initial: Duration, max: Duration) -> Backoff {
-        Backoff { initial, max, entries: HashMap::new() }
+        Backoff {
+            initial,
+            max,
+            entries: HashMap::new(),
+        }
     }
 
     /// How much longer to wait before retrying `key`, whose last failure
@@ -88,7 +92,10 @@ mod tests {
         backoff.next("c", at(0));
 
         // Second failure at t=1: wait 10 s from then.
-        assert_eq!(backoff.remaining("c", at(1), at(2)), Some(Duration::from_secs(9)));
+        assert_eq!(
+            backoff.remaining("c", at(1), at(2)),
+            Some(Duration::from_secs(9))
+        );
         assert_eq!(backoff.remaining("c", at(1), at(11)), None);
         backoff.next("c", at(11));
         assert_eq!(backoff.delay("c"), Duration::from_secs(20));

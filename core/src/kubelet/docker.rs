@@ -26,9 +26,9 @@ use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 
 use super::runtime::{
-    BoxFuture, ContainerInfo, ContainerSpec, LABEL_MANAGED, LOCAL_IMAGE_PREFIX, LABEL_NODE,
-    LABEL_POD_UID, LogOptions, LogStream, Result, Runtime, RuntimeError,
-    RuntimeState, SANDBOX_NAME, SandboxSpec, container_labels, container_name,
+    BoxFuture, ContainerInfo, ContainerSpec, LABEL_MANAGED, LABEL_NODE, LABEL_POD_UID,
+    LOCAL_IMAGE_PREFIX, LogOptions, LogStream, Result, Runtime, RuntimeError, RuntimeState,
+    SANDBOX_NAME, SandboxSpec, container_labels, container_name,
 };
 
 /// The Docker runtime of one node.
@@ -50,8 +50,15 @@ impl DockerRuntime {
             None => Docker::connect_with_local_defaults(),
         }
         .map_err(|e| engine("connecting to docker", e))?;
-        let docker = docker.negotiate_version().await.map_err(|e| engine("negotiating", e))?;
-        Ok(DockerRuntime { docker, node: node.to_owned(), inspected: Mutex::new(HashMap::new()) })
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| engine("negotiating", e))?;
+        Ok(DockerRuntime {
+            docker,
+            node: node.to_owned(),
+            inspected: Mutex::new(HashMap::new()),
+        })
     }
 
     async fn image_present(&self, image: &str) -> Result<bool> {
@@ -87,7 +94,10 @@ impl DockerRuntime {
     }
 
     async fn create_and_start(&self, name: String, body: ContainerCreateBody) -> Result<String> {
-        let options = CreateContainerOptions { name: Some(name), ..Default::default() };
+        let options = CreateContainerOptions {
+            name: Some(name),
+            ..Default::default()
+        };
         let created = self
             .docker
             .create_container(Some(options), body)
@@ -119,7 +129,9 @@ impl DockerRuntime {
     }
 
     async fn kill(&self, id: &str, signal: &str) -> Result<()> {
-        let options = KillContainerOptions { signal: signal.to_owned() };
+        let options = KillContainerOptions {
+            signal: signal.to_owned(),
+        };
         match self.docker.kill_container(id, Some(options)).await {
             Ok(()) => Ok(()),
             // 409: not running; 404: gone. Either way there is nothing to kill.
@@ -130,8 +142,10 @@ impl DockerRuntime {
 
     async fn list(&self, pod_uid: Option<String>) -> Result<Vec<ContainerInfo>> {
         let full_listing = pod_uid.is_none();
-        let mut labels =
-            vec![format!("{LABEL_MANAGED}=true"), format!("{LABEL_NODE}={}", self.node)];
+        let mut labels = vec![
+            format!("{LABEL_MANAGED}=true"),
+            format!("{LABEL_NODE}={}", self.node),
+        ];
         if let Some(uid) = pod_uid {
             labels.push(format!("{LABEL_POD_UID}={uid}"));
         }
@@ -150,16 +164,28 @@ impl DockerRuntime {
         for summary in summaries {
             let Some(id) = summary.id else { continue };
             let state = summary.state.map(|s| s.to_string()).unwrap_or_default();
-            let cached = self.inspected.lock().expect("inspect cache poisoned").get(&id).cloned();
+            let cached = self
+                .inspected
+                .lock()
+                .expect("inspect cache poisoned")
+                .get(&id)
+                .cloned();
             if let Some((seen_state, info)) = cached
                 && seen_state == state
             {
                 out.push(info);
                 continue;
             }
-            let Some(inspected) = self.inspect(&id).await? else { continue };
-            let Some(info) = info_from_inspect(id.clone(), inspected) else { continue };
-            self.inspected.lock().expect("inspect cache poisoned").insert(id, (state, info.clone()));
+            let Some(inspected) = self.inspect(&id).await? else {
+                continue;
+            };
+            let Some(info) = info_from_inspect(id.clone(), inspected) else {
+                continue;
+            };
+            self.inspected
+                .lock()
+                .expect("inspect cache poisoned")
+                .insert(id, (state, info.clone()));
             out.push(info);
         }
 
@@ -176,7 +202,11 @@ impl DockerRuntime {
 impl Runtime for DockerRuntime {
     fn version(&self) -> BoxFuture<'_, Result<String>> {
         Box::pin(async move {
-            let version = self.docker.version().await.map_err(|e| engine("reading version", e))?;
+            let version = self
+                .docker
+                .version()
+                .await
+                .map_err(|e| engine("reading version", e))?;
             Ok(format!("docker://{}", version.version.unwrap_or_default()))
         })
     }
@@ -265,7 +295,11 @@ impl Runtime for DockerRuntime {
 
     fn remove_container(&self, id: String) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
-            let options = RemoveContainerOptions { force: true, v: true, ..Default::default() };
+            let options = RemoveContainerOptions {
+                force: true,
+                v: true,
+                ..Default::default()
+            };
             match self.docker.remove_container(&id, Some(options)).await {
                 Ok(()) => {}
                 Err(e) if status_code(&e) == Some(404) => {}
@@ -273,7 +307,10 @@ impl Runtime for DockerRuntime {
                 Err(e) if status_code(&e) == Some(409) => {}
                 Err(e) => return Err(engine("removing container", e)),
             }
-            self.inspected.lock().expect("inspect cache poisoned").remove(&id);
+            self.inspected
+                .lock()
+                .expect("inspect cache poisoned")
+                .remove(&id);
             Ok(())
         })
     }
@@ -286,7 +323,10 @@ impl Runtime for DockerRuntime {
                 stderr: true,
                 timestamps: options.timestamps,
                 since: options.since.map(|t| t.timestamp() as i32).unwrap_or(0),
-                tail: options.tail_lines.map(|n| n.max(0).to_string()).unwrap_or("all".into()),
+                tail: options
+                    .tail_lines
+                    .map(|n| n.max(0).to_string())
+                    .unwrap_or("all".into()),
                 ..Default::default()
             };
             let stream = self
@@ -320,7 +360,11 @@ impl Runtime for DockerRuntime {
 fn info_from_inspect(id: String, c: ContainerInspectResponse) -> Option<ContainerInfo> {
     let config = c.config.unwrap_or_default();
     let labels: BTreeMap<String, String> = config.labels.unwrap_or_default().into_iter().collect();
-    let created_at = c.created.as_deref().and_then(parse_time).unwrap_or_else(Utc::now);
+    let created_at = c
+        .created
+        .as_deref()
+        .and_then(parse_time)
+        .unwrap_or_else(Utc::now);
     let state = c.state.unwrap_or_default();
     let started_at = state.started_at.as_deref().and_then(parse_time);
     let error = state.error.clone().filter(|e| !e.is_empty());
@@ -379,7 +423,10 @@ fn status_code(error: &DockerError) -> Option<u16> {
 }
 
 fn engine(operation: &'static str, error: DockerError) -> RuntimeError {
-    RuntimeError::Engine { operation, message: error.to_string() }
+    RuntimeError::Engine {
+        operation,
+        message: error.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -390,8 +437,14 @@ mod tests {
     fn image_references_split_into_repository_and_tag() {
         assert_eq!(split_tag("nginx"), ("nginx", "latest"));
         assert_eq!(split_tag("nginx:1.27"), ("nginx", "1.27"));
-        assert_eq!(split_tag("localhost:5000/web"), ("localhost:5000/web", "latest"));
-        assert_eq!(split_tag("localhost:5000/web:2"), ("localhost:5000/web", "2"));
+        assert_eq!(
+            split_tag("localhost:5000/web"),
+            ("localhost:5000/web", "latest")
+        );
+        assert_eq!(
+            split_tag("localhost:5000/web:2"),
+            ("localhost:5000/web", "2")
+        );
     }
 
     #[test]

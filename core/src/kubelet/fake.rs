@@ -10,8 +10,8 @@ use chrono::Utc;
 use futures::StreamExt;
 
 use super::runtime::{
-    BoxFuture, ContainerInfo, ContainerSpec, LogOptions, LogStream, Result, Runtime,
-    RuntimeError, RuntimeState, SANDBOX_NAME, SandboxSpec, container_labels,
+    BoxFuture, ContainerInfo, ContainerSpec, LogOptions, LogStream, Result, Runtime, RuntimeError,
+    RuntimeState, SANDBOX_NAME, SandboxSpec, container_labels,
 };
 
 /// One call made to the fake.
@@ -62,7 +62,10 @@ impl FakeRuntime {
     }
 
     pub fn containers_named(&self, name: &str) -> Vec<ContainerInfo> {
-        self.all().into_iter().filter(|c| c.container_name == name).collect()
+        self.all()
+            .into_iter()
+            .filter(|c| c.container_name == name)
+            .collect()
     }
 
     /// Makes the running instance of container `name` exit with `code`.
@@ -83,7 +86,13 @@ impl FakeRuntime {
         }
     }
 
-    fn add(&self, spec_pod: &super::runtime::PodRef, name: &str, restarts: u32, image: &str) -> String {
+    fn add(
+        &self,
+        spec_pod: &super::runtime::PodRef,
+        name: &str,
+        restarts: u32,
+        image: &str,
+    ) -> String {
         let mut state = self.state();
         state.next_id += 1;
         let id = format!("c{}", state.next_id);
@@ -93,7 +102,9 @@ impl FakeRuntime {
             image.to_owned(),
             format!("sha256:{image}"),
             Utc::now() + chrono::Duration::milliseconds(state.next_id as i64),
-            RuntimeState::Running { started_at: Some(Utc::now()) },
+            RuntimeState::Running {
+                started_at: Some(Utc::now()),
+            },
         )
         .expect("labels name the pod");
         state.containers.push(info);
@@ -113,7 +124,10 @@ impl Runtime for FakeRuntime {
     fn pull_image(&self, image: String) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             self.state().calls.push(Call::PullImage(image.clone()));
-            Err(RuntimeError::ImagePull { image, message: "no registry here".into() })
+            Err(RuntimeError::ImagePull {
+                image,
+                message: "no registry here".into(),
+            })
         })
     }
 
@@ -182,7 +196,8 @@ impl Runtime for FakeRuntime {
                 let skip = lines.len().saturating_sub(tail.max(0) as usize);
                 lines.drain(..skip);
             }
-            let chunks: Vec<Result<Bytes>> = lines.into_iter().map(|l| Ok(Bytes::from(l))).collect();
+            let chunks: Vec<Result<Bytes>> =
+                lines.into_iter().map(|l| Ok(Bytes::from(l))).collect();
             Ok(futures::stream::iter(chunks).boxed())
         })
     }

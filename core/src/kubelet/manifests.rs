@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::api::{Pod, Time};
+use crate::api::{Pod, Resource, Time};
 
 /// Annotation: where the pod came from (`file` for a manifest).
 pub const ANNOTATION_CONFIG_SOURCE: &str = "kubernetes.io/config.source";
@@ -62,7 +62,10 @@ pub fn parse_manifest(path: &Path, content: &[u8], node: &str) -> Result<Pod, Ma
     })?;
 
     if !pod.kind.is_empty() && pod.kind != "Pod" {
-        return Err(error(None, format!("kind is {:?}, expected \"Pod\"", pod.kind)));
+        return Err(error(
+            None,
+            format!("kind is {:?}, expected \"Pod\"", pod.kind),
+        ));
     }
     let name = pod.metadata.name().to_owned();
     if name.is_empty() {
@@ -78,10 +81,16 @@ pub fn parse_manifest(path: &Path, content: &[u8], node: &str) -> Result<Pod, Ma
             return Err(error(None, "every container needs a name".into()));
         }
         if container.image.as_deref().unwrap_or("").is_empty() {
-            return Err(error(None, format!("container {:?} needs an image", container.name)));
+            return Err(error(
+                None,
+                format!("container {:?} needs an image", container.name),
+            ));
         }
         if !names.insert(container.name.as_str()) {
-            return Err(error(None, format!("container name {:?} is used twice", container.name)));
+            return Err(error(
+                None,
+                format!("container name {:?} is used twice", container.name),
+            ));
         }
     }
 
@@ -95,7 +104,8 @@ pub fn parse_manifest(path: &Path, content: &[u8], node: &str) -> Result<Pod, Ma
         meta.namespace = Some("default".into());
     }
     meta.uid = Some(uid.clone());
-    meta.annotations.insert(ANNOTATION_CONFIG_SOURCE.into(), "file".into());
+    meta.annotations
+        .insert(ANNOTATION_CONFIG_SOURCE.into(), "file".into());
     meta.annotations.insert(ANNOTATION_CONFIG_HASH.into(), uid);
     Ok(pod)
 }
@@ -139,7 +149,12 @@ pub struct ManifestDir {
 
 impl ManifestDir {
     pub fn new(dir: PathBuf, node: &str) -> ManifestDir {
-        ManifestDir { dir, node: node.to_owned(), files: BTreeMap::new(), unreadable: false }
+        ManifestDir {
+            dir,
+            node: node.to_owned(),
+            files: BTreeMap::new(),
+            unreadable: false,
+        }
     }
 
     /// Reads the directory again and returns its static pods by uid. A pod
@@ -158,7 +173,9 @@ impl ManifestDir {
                     if hidden || !path.is_file() {
                         continue;
                     }
-                    let Ok(content) = std::fs::read(&path) else { continue };
+                    let Ok(content) = std::fs::read(&path) else {
+                        continue;
+                    };
                     present.insert(path.clone());
                     self.update(path, content);
                 }
@@ -190,12 +207,20 @@ impl ManifestDir {
     }
 
     fn update(&mut self, path: PathBuf, content: Vec<u8>) {
-        if self.files.get(&path).is_some_and(|state| state.content == content) {
+        if self
+            .files
+            .get(&path)
+            .is_some_and(|state| state.content == content)
+        {
             return;
         }
         let parsed = parse_manifest(&path, &content, &self.node).map(|mut pod| {
-            let seen = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string();
-            pod.metadata.annotations.insert(ANNOTATION_CONFIG_SEEN.into(), seen);
+            let seen = chrono::Utc::now()
+                .format("%Y-%m-%dT%H:%M:%S%.9fZ")
+                .to_string();
+            pod.metadata
+                .annotations
+                .insert(ANNOTATION_CONFIG_SEEN.into(), seen);
             pod
         });
         match &parsed {
@@ -210,12 +235,17 @@ impl ManifestDir {
 
 /// Whether an API pod is a mirror pod (the API's copy of a static pod).
 pub fn is_mirror_pod(pod: &Pod) -> bool {
-    pod.metadata.annotations.contains_key(ANNOTATION_CONFIG_MIRROR)
+    pod.metadata
+        .annotations
+        .contains_key(ANNOTATION_CONFIG_MIRROR)
 }
 
 /// Whether a pod came from the manifest directory.
 pub fn is_static_pod(pod: &Pod) -> bool {
-    pod.metadata.annotations.get(ANNOTATION_CONFIG_SOURCE).is_some_and(|s| s == "file")
+    pod.metadata
+        .annotations
+        .get(ANNOTATION_CONFIG_SOURCE)
+        .is_some_and(|s| s == "file")
 }
 
 /// The mirror pod of a static pod: same name, namespace, labels and spec,
@@ -224,10 +254,10 @@ pub fn mirror_pod(static_pod: &Pod, node: &str, node_uid: &str) -> Pod {
     let mut mirror = Pod::new(static_pod.namespace(), static_pod.name());
     mirror.metadata.labels = static_pod.metadata.labels.clone();
     mirror.metadata.annotations = static_pod.metadata.annotations.clone();
-    mirror
-        .metadata
-        .annotations
-        .insert(ANNOTATION_CONFIG_MIRROR.into(), static_pod.metadata.uid().to_owned());
+    mirror.metadata.annotations.insert(
+        ANNOTATION_CONFIG_MIRROR.into(),
+        static_pod.metadata.uid().to_owned(),
+    );
     mirror.metadata.owner_references = vec![crate::api::OwnerReference {
         api_version: "v1".into(),
         kind: "Node".into(),
@@ -294,7 +324,8 @@ spec:
 
     #[test]
     fn json_manifests_are_read_too() {
-        let json = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"db","namespace":"kube-system"},
+        let json = r#"{"apiVersion":"v1","kind":"Pod",
+            "metadata":{"name":"db","namespace":"kube-system"},
             "spec":{"containers":[{"name":"db","image":"coxswain/busybox:0.1"}]}}"#;
         let pod = parse_manifest(Path::new("/m/db.json"), json.as_bytes(), "n").unwrap();
         assert_eq!(pod.namespace(), "kube-system");
@@ -303,7 +334,8 @@ spec:
 
     #[test]
     fn a_bad_manifest_reports_its_path_line_and_column() {
-        let bad = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: [\n";
+        let bad = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  \
+                   - name: [\n";
         let error = parse_manifest(Path::new("/m/bad.yaml"), bad.as_bytes(), "n").unwrap_err();
         let (line, _column) = error.location.expect("a location");
         assert_eq!(line, 7);
@@ -345,7 +377,10 @@ spec:
 
         // The same content keeps its first-seen time.
         let again = manifests.scan();
-        assert_eq!(again.values().next().unwrap().metadata.annotations[ANNOTATION_CONFIG_SEEN], seen);
+        assert_eq!(
+            again.values().next().unwrap().metadata.annotations[ANNOTATION_CONFIG_SEEN],
+            seen
+        );
 
         std::fs::remove_file(dir.join("nginx.yaml")).unwrap();
         assert!(manifests.scan().is_empty());
@@ -358,10 +393,16 @@ spec:
         let mirror = mirror_pod(&pod, "n1", "node-uid");
         assert_eq!(mirror.name(), "nginx-n1");
         assert_eq!(mirror.metadata.uid, None);
-        assert_eq!(mirror.metadata.annotations[ANNOTATION_CONFIG_MIRROR], pod.metadata.uid());
+        assert_eq!(
+            mirror.metadata.annotations[ANNOTATION_CONFIG_MIRROR],
+            pod.metadata.uid()
+        );
         assert_eq!(mirror.spec, pod.spec);
         let owner = &mirror.metadata.owner_references[0];
-        assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("Node", "node-uid"));
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str()),
+            ("Node", "node-uid")
+        );
         assert_eq!(owner.controller, Some(true));
         assert!(is_mirror_pod(&mirror));
     }

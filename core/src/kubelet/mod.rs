@@ -41,7 +41,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use crate::api::{DeleteOptions, Pod, Preconditions};
+use crate::api::{DeleteOptions, Pod, Preconditions, Resource};
 use crate::client::{Client, EventRecorder, ListParams, WatcherEvent, watcher};
 use manifests::{ANNOTATION_CONFIG_MIRROR, ManifestDir, is_mirror_pod, mirror_pod};
 use runtime::{ContainerInfo, Runtime};
@@ -92,7 +92,10 @@ impl KubeletConfig {
 /// it is not up yet.
 pub async fn run(config: KubeletConfig) -> anyhow::Result<()> {
     let runtime = connect_docker(&config).await;
-    Kubelet::start(config, Arc::new(runtime)).await?.wait().await
+    Kubelet::start(config, Arc::new(runtime))
+        .await?
+        .wait()
+        .await
 }
 
 /// Connects to Docker, retrying with back-off and one log line until it
@@ -134,14 +137,24 @@ pub struct Kubelet {
 impl Kubelet {
     /// Starts a kubelet on `runtime`: binds the node agent, registers the
     /// Node (in the background) and starts syncing pods.
-    pub async fn start(config: KubeletConfig, runtime: Arc<dyn Runtime>) -> anyhow::Result<Kubelet> {
+    pub async fn start(
+        config: KubeletConfig,
+        runtime: Arc<dyn Runtime>,
+    ) -> anyhow::Result<Kubelet> {
         let node = config.node_name.clone();
         let address = SocketAddr::new(config.address, config.port);
         let listener = server::bind(address)
             .await
             .with_context(|| format!("binding the node agent to {address}"))?;
-        let agent_port = listener.local_addr().context("reading the node agent's address")?.port();
-        let server = tokio::spawn(server::serve(listener, runtime.clone(), config.agent_token.clone()));
+        let agent_port = listener
+            .local_addr()
+            .context("reading the node agent's address")?
+            .port();
+        let server = tokio::spawn(server::serve(
+            listener,
+            runtime.clone(),
+            config.agent_token.clone(),
+        ));
         tracing::info!(node = %node, port = agent_port, "node agent listening");
 
         let (node_uid_tx, node_uid) = watch::channel(None);
@@ -176,12 +189,20 @@ impl Kubelet {
             root_dir: config.root_dir.clone(),
             runtime,
             client: config.client.clone(),
-            recorder: config.client.clone().map(|c| EventRecorder::new(c, "kubelet", Some(&node))),
+            recorder: config
+                .client
+                .clone()
+                .map(|c| EventRecorder::new(c, "kubelet", Some(&node))),
         });
         let manager = PodManager::new(ctx, config.pod_manifest_path.clone(), node_uid);
         let span = tracing::info_span!("kubelet", node = %node);
         let manager = tokio::spawn(manager.run().instrument(span));
-        Ok(Kubelet { agent_port, manager, server, node: node_task })
+        Ok(Kubelet {
+            agent_port,
+            manager,
+            server,
+            node: node_task,
+        })
     }
 
     /// The node agent's port (the bound one when configured as 0).
@@ -217,8 +238,12 @@ impl Kubelet {
 /// What to do about mirror pods.
 #[derive(Clone, Debug, PartialEq)]
 pub enum MirrorAction {
-    Create(Pod),
-    Delete { namespace: String, name: String, uid: String },
+    Create(Box<Pod>),
+    Delete {
+        namespace: String,
+        name: String,
+        uid: String,
+    },
 }
 
 /// The mirror pod changes that make the API match the static pods:
@@ -230,22 +255,29 @@ pub fn mirror_actions(
     node: &str,
     node_uid: &str,
 ) -> Vec<MirrorAction> {
-    let by_name: HashMap<(&str, &str), &Pod> =
-        api_pods.values().map(|p| ((p.namespace(), p.name()), p)).collect();
+    let by_name: HashMap<(&str, &str), &Pod> = api_pods
+        .values()
+        .map(|p| ((p.namespace(), p.name()), p))
+        .collect();
     let mut actions = Vec::new();
     let mut wanted = HashSet::new();
     for (uid, pod) in static_pods {
         wanted.insert((pod.namespace(), pod.name()));
         match by_name.get(&(pod.namespace(), pod.name())) {
-            None => actions.push(MirrorAction::Create(mirror_pod(pod, node, node_uid))),
+            None => actions.push(MirrorAction::Create(Box::new(mirror_pod(
+                pod, node, node_uid,
+            )))),
             Some(existing) if is_mirror_pod(existing) => {
                 let hash = existing.metadata.annotations.get(ANNOTATION_CONFIG_MIRROR);
                 if hash != Some(uid) || existing.metadata.deletion_timestamp.is_some() {
                     actions.push(delete_action(existing));
                 }
             }
-            Some(_) => tracing::debug!(namespace = pod.namespace(), name = pod.name(),
-                "an API pod has the static pod's name, no mirror pod"),
+            Some(_) => tracing::debug!(
+                namespace = pod.namespace(),
+                name = pod.name(),
+                "an API pod has the static pod's name, no mirror pod"
+            ),
         }
     }
     for pod in api_pods.values() {
@@ -267,17 +299,27 @@ fn delete_action(pod: &Pod) -> MirrorAction {
 async fn apply_mirror_actions(client: Client, actions: Vec<MirrorAction>) {
     for action in actions {
         match action {
-            MirrorAction::Create(pod) => match client.create(&pod).await {
-                Ok(_) => tracing::info!(namespace = pod.namespace(), name = pod.name(),
-                    "mirror pod created"),
+            MirrorAction::Create(pod) => match client.create(pod.as_ref()).await {
+                Ok(_) => tracing::info!(
+                    namespace = pod.namespace(),
+                    name = pod.name(),
+                    "mirror pod created"
+                ),
                 Err(e) if e.is_conflict() => {}
                 Err(error) => tracing::warn!(namespace = pod.namespace(), name = pod.name(),
                     %error, "creating a mirror pod failed"),
             },
-            MirrorAction::Delete { namespace, name, uid } => {
+            MirrorAction::Delete {
+                namespace,
+                name,
+                uid,
+            } => {
                 let options = DeleteOptions {
                     grace_period_seconds: Some(0),
-                    preconditions: Some(Preconditions { uid: Some(uid), resource_version: None }),
+                    preconditions: Some(Preconditions {
+                        uid: Some(uid),
+                        resource_version: None,
+                    }),
                     ..Default::default()
                 };
                 match client.delete::<Pod>(&namespace, &name, &options).await {
@@ -379,8 +421,10 @@ impl PodManager {
     fn apply_api_event(&mut self, event: WatcherEvent<Pod>) {
         match event {
             WatcherEvent::Restarted(pods) => {
-                self.api_pods =
-                    pods.into_iter().map(|p| (p.metadata.uid().to_owned(), p)).collect();
+                self.api_pods = pods
+                    .into_iter()
+                    .map(|p| (p.metadata.uid().to_owned(), p))
+                    .collect();
                 self.api_synced = true;
                 self.finished.retain(|uid| self.api_pods.contains_key(uid));
                 self.reconcile_all();
@@ -451,13 +495,15 @@ impl PodManager {
                 });
             }
             (Some(desired), None) => {
-                if matches!(desired, Desired::Stop { .. })
-                    && !self.api_synced
-                {
+                if matches!(desired, Desired::Stop { .. }) && !self.api_synced {
                     return;
                 }
-                tracing::info!(namespace = desired.pod().namespace(), name = desired.pod().name(),
-                    uid, "pod worker starting");
+                tracing::info!(
+                    namespace = desired.pod().namespace(),
+                    name = desired.pod().name(),
+                    uid,
+                    "pod worker starting"
+                );
                 let (tx, rx) = watch::channel(desired);
                 let worker = PodWorker::new(self.ctx.clone(), uid.to_owned(), rx);
                 tokio::spawn(worker.run(self.done_tx.clone()).in_current_span());
@@ -467,7 +513,11 @@ impl PodManager {
                 tx.send_if_modified(|current| match current {
                     Desired::Run(pod) => {
                         let grace = grace_period(pod);
-                        *current = Desired::Stop { pod: pod.clone(), grace, finish_api_delete: false };
+                        *current = Desired::Stop {
+                            pod: pod.clone(),
+                            grace,
+                            finish_api_delete: false,
+                        };
                         true
                     }
                     Desired::Stop { .. } => false,
@@ -479,7 +529,11 @@ impl PodManager {
 
     fn worker_done(&mut self, uid: String) {
         self.workers.remove(&uid);
-        if self.api_pods.get(&uid).is_some_and(|p| p.metadata.deletion_timestamp.is_some()) {
+        if self
+            .api_pods
+            .get(&uid)
+            .is_some_and(|p| p.metadata.deletion_timestamp.is_some())
+        {
             self.finished.insert(uid.clone());
         }
         // Wanted again while it was stopping: start over.
@@ -487,11 +541,15 @@ impl PodManager {
     }
 
     fn sync_mirrors(&mut self) {
-        let Some(client) = self.ctx.client.clone() else { return };
+        let Some(client) = self.ctx.client.clone() else {
+            return;
+        };
         if !self.api_synced || self.mirror_task.as_ref().is_some_and(|t| !t.is_finished()) {
             return;
         }
-        let Some(node_uid) = self.node_uid.borrow().clone() else { return };
+        let Some(node_uid) = self.node_uid.borrow().clone() else {
+            return;
+        };
         let actions = mirror_actions(&self.static_pods, &self.api_pods, &self.ctx.node, &node_uid);
         if !actions.is_empty() {
             self.mirror_task = Some(tokio::spawn(apply_mirror_actions(client, actions)));
@@ -523,7 +581,9 @@ impl PodManager {
     fn remove_orphans(&mut self, listed: Vec<ContainerInfo>) {
         let orphans: Vec<ContainerInfo> = listed
             .into_iter()
-            .filter(|c| !self.workers.contains_key(&c.pod.uid) && self.desired(&c.pod.uid).is_none())
+            .filter(|c| {
+                !self.workers.contains_key(&c.pod.uid) && self.desired(&c.pod.uid).is_none()
+            })
             .collect();
         if orphans.is_empty() {
             return;
@@ -533,7 +593,9 @@ impl PodManager {
             for c in orphans {
                 tracing::info!(namespace = %c.pod.namespace, name = %c.pod.name,
                     container_id = %c.id, "removing a container of a pod no longer wanted");
-                let _ = runtime.stop_container(c.id.clone(), Duration::from_secs(1)).await;
+                let _ = runtime
+                    .stop_container(c.id.clone(), Duration::from_secs(1))
+                    .await;
                 let _ = runtime.remove_container(c.id.clone()).await;
             }
         });
@@ -561,8 +623,8 @@ mod tests {
                        image: coxswain/web:0.1\n";
 
     fn static_pods(content: &str) -> HashMap<String, Pod> {
-        let pod = manifests::parse_manifest(Path::new("/m/web.yaml"), content.as_bytes(), "n1")
-            .unwrap();
+        let pod =
+            manifests::parse_manifest(Path::new("/m/web.yaml"), content.as_bytes(), "n1").unwrap();
         HashMap::from([(pod.metadata.uid().to_owned(), pod)])
     }
 
@@ -574,7 +636,9 @@ mod tests {
     #[test]
     fn a_static_pod_without_a_mirror_gets_one() {
         let actions = mirror_actions(&static_pods(WEB), &HashMap::new(), "n1", "node-uid");
-        let [MirrorAction::Create(mirror)] = actions.as_slice() else { panic!("{actions:?}") };
+        let [MirrorAction::Create(mirror)] = actions.as_slice() else {
+            panic!("{actions:?}")
+        };
         assert_eq!(mirror.name(), "web-n1");
         assert_eq!(mirror.metadata.owner_references[0].uid, "node-uid");
     }
@@ -591,7 +655,10 @@ mod tests {
     fn outdated_deleted_and_orphaned_mirrors_are_deleted() {
         let old = static_pods(WEB);
         let new = static_pods(&WEB.replace("0.1", "0.2"));
-        let mirror = as_api(mirror_pod(old.values().next().unwrap(), "n1", "node-uid"), "m1");
+        let mirror = as_api(
+            mirror_pod(old.values().next().unwrap(), "n1", "node-uid"),
+            "m1",
+        );
         let api = HashMap::from([("m1".to_owned(), mirror.clone())]);
         let delete = MirrorAction::Delete {
             namespace: "default".into(),
@@ -599,9 +666,16 @@ mod tests {
             uid: "m1".into(),
         };
         // The manifest changed: the old mirror goes.
-        assert_eq!(mirror_actions(&new, &api, "n1", "node-uid"), [delete.clone()]);
+        assert_eq!(
+            mirror_actions(&new, &api, "n1", "node-uid"),
+            std::slice::from_ref(&delete)
+        );
         // The manifest is gone: so is its mirror.
-        assert_eq!(mirror_actions(&HashMap::new(), &api, "n1", "node-uid"), [delete.clone()]);
+        let none = HashMap::new();
+        assert_eq!(
+            mirror_actions(&none, &api, "n1", "node-uid"),
+            std::slice::from_ref(&delete)
+        );
         // Someone deleted the mirror: finish it, to be created again.
         let mut deleting = mirror;
         deleting.metadata.deletion_timestamp = Some(crate::api::Time::now());
@@ -628,7 +702,10 @@ mod tests {
         let fake = FakeRuntime::with_images(&[]);
         let mut m = manager(&fake);
         let statics = static_pods(WEB);
-        let mirror = as_api(mirror_pod(statics.values().next().unwrap(), "n1", "x"), "m1");
+        let mirror = as_api(
+            mirror_pod(statics.values().next().unwrap(), "n1", "x"),
+            "m1",
+        );
         m.apply_api_event(WatcherEvent::Restarted(vec![mirror.clone()]));
         assert!(m.workers.is_empty());
         m.static_pods = statics;
@@ -653,7 +730,10 @@ mod tests {
         m.apply_api_event(WatcherEvent::Applied(pod.clone()));
         assert!(matches!(
             *m.workers["a1"].borrow(),
-            Desired::Stop { finish_api_delete: true, .. }
+            Desired::Stop {
+                finish_api_delete: true,
+                ..
+            }
         ));
 
         m.worker_done("a1".into());
@@ -672,9 +752,17 @@ mod tests {
         m.static_pods = statics;
         let runtime: Arc<dyn Runtime> = fake.clone();
         for uid in [wanted_uid.as_str(), "gone"] {
-            let pod = runtime::PodRef { uid: uid.into(), namespace: "default".into(), name: "p".into() };
+            let pod = runtime::PodRef {
+                uid: uid.into(),
+                namespace: "default".into(),
+                name: "p".into(),
+            };
             runtime
-                .run_container(runtime::ContainerSpec { pod, name: "c".into(), ..Default::default() })
+                .run_container(runtime::ContainerSpec {
+                    pod,
+                    name: "c".into(),
+                    ..Default::default()
+                })
                 .await
                 .unwrap();
         }

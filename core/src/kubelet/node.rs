@@ -43,14 +43,21 @@ impl HostInfo {
     /// Reads the host from `/proc`, `/etc` and `/sys`; what cannot be read
     /// stays empty.
     pub fn read() -> HostInfo {
-        let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default().trim().to_owned();
+        let read = |path: &str| {
+            std::fs::read_to_string(path)
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        };
         let machine_id = read("/etc/machine-id");
         let system_uuid = match read("/sys/class/dmi/id/product_uuid") {
             uuid if !uuid.is_empty() => uuid,
             _ => machine_id.clone(),
         };
         HostInfo {
-            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            cpus: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             memory_kib: mem_total_kib(&read("/proc/meminfo")).unwrap_or(0),
             os_image: pretty_name(&read("/etc/os-release")).unwrap_or_else(|| "Linux".into()),
             kernel_version: read("/proc/sys/kernel/osrelease"),
@@ -69,7 +76,9 @@ fn mem_total_kib(meminfo: &str) -> Option<u64> {
 
 /// `PRETTY_NAME` of `/etc/os-release`.
 fn pretty_name(os_release: &str) -> Option<String> {
-    let value = os_release.lines().find_map(|l| l.strip_prefix("PRETTY_NAME="))?;
+    let value = os_release
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))?;
     Some(value.trim_matches('"').to_owned())
 }
 
@@ -101,7 +110,10 @@ pub fn node_status(params: &NodeParams, previous: Option<&NodeStatus>, now: Time
     let host = &params.host;
     let capacity = BTreeMap::from([
         ("cpu".to_owned(), Quantity::new(host.cpus.to_string())),
-        ("memory".to_owned(), Quantity::new(format!("{}Ki", host.memory_kib))),
+        (
+            "memory".to_owned(),
+            Quantity::new(format!("{}Ki", host.memory_kib)),
+        ),
         ("pods".to_owned(), Quantity::new("110")),
     ]);
     let condition = |type_: &str, status: &str, reason: &str, message: &str| {
@@ -122,20 +134,45 @@ pub fn node_status(params: &NodeParams, previous: Option<&NodeStatus>, now: Time
         allocatable: capacity.clone(),
         capacity,
         conditions: vec![
-            condition("MemoryPressure", "False", "KubeletHasSufficientMemory",
-                "kubelet has sufficient memory available"),
-            condition("DiskPressure", "False", "KubeletHasNoDiskPressure",
-                "kubelet has no disk pressure"),
-            condition("PIDPressure", "False", "KubeletHasSufficientPID",
-                "kubelet has sufficient PID available"),
-            condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+            condition(
+                "MemoryPressure",
+                "False",
+                "KubeletHasSufficientMemory",
+                "kubelet has sufficient memory available",
+            ),
+            condition(
+                "DiskPressure",
+                "False",
+                "KubeletHasNoDiskPressure",
+                "kubelet has no disk pressure",
+            ),
+            condition(
+                "PIDPressure",
+                "False",
+                "KubeletHasSufficientPID",
+                "kubelet has sufficient PID available",
+            ),
+            condition(
+                "Ready",
+                "True",
+                "KubeletReady",
+                "kubelet is posting ready status",
+            ),
         ],
         addresses: vec![
-            NodeAddress { type_: "InternalIP".into(), address: params.address.clone() },
-            NodeAddress { type_: "Hostname".into(), address: params.name.clone() },
+            NodeAddress {
+                type_: "InternalIP".into(),
+                address: params.address.clone(),
+            },
+            NodeAddress {
+                type_: "Hostname".into(),
+                address: params.name.clone(),
+            },
         ],
         daemon_endpoints: Some(NodeDaemonEndpoints {
-            kubelet_endpoint: Some(DaemonEndpoint { port: i32::from(params.agent_port) }),
+            kubelet_endpoint: Some(DaemonEndpoint {
+                port: i32::from(params.agent_port),
+            }),
         }),
         node_info: Some(NodeSystemInfo {
             machine_id: host.machine_id.clone(),
@@ -295,7 +332,10 @@ mod tests {
         let meminfo = "MemTotal:        4028436 kB\nMemFree:  1 kB\n";
         assert_eq!(mem_total_kib(meminfo), Some(4_028_436));
         let release = "NAME=\"Debian\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n";
-        assert_eq!(pretty_name(release).as_deref(), Some("Debian GNU/Linux 12 (bookworm)"));
+        assert_eq!(
+            pretty_name(release).as_deref(),
+            Some("Debian GNU/Linux 12 (bookworm)")
+        );
         let host = HostInfo::read();
         assert!(host.cpus >= 1);
     }
@@ -306,14 +346,25 @@ mod tests {
         let ready = status.condition("Ready").unwrap();
         assert_eq!(ready.status, "True");
         assert_eq!(ready.reason.as_deref(), Some("KubeletReady"));
-        assert_eq!(ready.message.as_deref(), Some("kubelet is posting ready status"));
+        assert_eq!(
+            ready.message.as_deref(),
+            Some("kubelet is posting ready status")
+        );
         assert_eq!(status.condition("MemoryPressure").unwrap().status, "False");
         assert_eq!(status.capacity["cpu"].as_str(), "2");
         assert_eq!(status.capacity["memory"].as_str(), "4000000Ki");
         assert_eq!(status.allocatable["pods"].as_str(), "110");
         assert_eq!(status.addresses[0].type_, "InternalIP");
         assert_eq!(status.addresses[0].address, "10.0.0.1");
-        assert_eq!(status.daemon_endpoints.unwrap().kubelet_endpoint.unwrap().port, 10250);
+        assert_eq!(
+            status
+                .daemon_endpoints
+                .unwrap()
+                .kubelet_endpoint
+                .unwrap()
+                .port,
+            10250
+        );
         let info = status.node_info.unwrap();
         assert_eq!(info.kubelet_version, crate::COXSWAIN_VERSION);
         assert_eq!(info.container_runtime_version, "docker://20.10.24");

@@ -62,7 +62,10 @@ pub enum RuntimeError {
     NotFound(String),
     /// The engine refused or failed an operation.
     #[error("{operation} failed: {message}")]
-    Engine { operation: &'static str, message: String },
+    Engine {
+        operation: &'static str,
+        message: String,
+    },
 }
 
 /// When to pull an image (`imagePullPolicy`).
@@ -84,9 +87,10 @@ impl PullPolicy {
             Some("IfNotPresent") => PullPolicy::IfNotPresent,
             _ => {
                 let last = image.rsplit('/').next().unwrap_or(image);
-                let tag = last.split_once('@').map(|_| "digest").or_else(|| {
-                    last.split_once(':').map(|(_, tag)| tag)
-                });
+                let tag = last
+                    .split_once('@')
+                    .map(|_| "digest")
+                    .or_else(|| last.split_once(':').map(|(_, tag)| tag));
                 match tag {
                     None | Some("latest") => PullPolicy::Always,
                     Some(_) => PullPolicy::IfNotPresent,
@@ -211,8 +215,10 @@ impl ContainerInfo {
             name: labels.get(LABEL_POD_NAME)?.clone(),
         };
         let container_name = labels.get(LABEL_CONTAINER_NAME)?.clone();
-        let restart_count =
-            labels.get(LABEL_RESTART_COUNT).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let restart_count = labels
+            .get(LABEL_RESTART_COUNT)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
         Some(ContainerInfo {
             id,
             pod,
@@ -300,7 +306,10 @@ pub fn container_labels(
 /// The engine-level name of a container, dockershim style:
 /// `k8s_<container>_<pod>_<namespace>_<uid>_<attempt>`.
 pub fn container_name(pod: &PodRef, container: &str, attempt: u32) -> String {
-    format!("k8s_{container}_{}_{}_{}_{attempt}", pod.name, pod.namespace, pod.uid)
+    format!(
+        "k8s_{container}_{}_{}_{}_{attempt}",
+        pod.name, pod.namespace, pod.uid
+    )
 }
 
 #[cfg(test)]
@@ -308,13 +317,20 @@ mod tests {
     use super::*;
 
     fn pod() -> PodRef {
-        PodRef { uid: "u1".into(), namespace: "default".into(), name: "web".into() }
+        PodRef {
+            uid: "u1".into(),
+            namespace: "default".into(),
+            name: "web".into(),
+        }
     }
 
     #[test]
     fn container_names_read_like_dockershim() {
         assert_eq!(container_name(&pod(), "POD", 0), "k8s_POD_web_default_u1_0");
-        assert_eq!(container_name(&pod(), "nginx", 3), "k8s_nginx_web_default_u1_3");
+        assert_eq!(
+            container_name(&pod(), "nginx", 3),
+            "k8s_nginx_web_default_u1_3"
+        );
     }
 
     #[test]
@@ -345,12 +361,21 @@ mod tests {
     #[test]
     fn pull_policy_defaults_follow_the_image_tag() {
         assert_eq!(PullPolicy::for_container(None, "nginx"), PullPolicy::Always);
-        assert_eq!(PullPolicy::for_container(None, "nginx:latest"), PullPolicy::Always);
-        assert_eq!(PullPolicy::for_container(None, "nginx:1.27"), PullPolicy::IfNotPresent);
+        assert_eq!(
+            PullPolicy::for_container(None, "nginx:latest"),
+            PullPolicy::Always
+        );
+        assert_eq!(
+            PullPolicy::for_container(None, "nginx:1.27"),
+            PullPolicy::IfNotPresent
+        );
         assert_eq!(
             PullPolicy::for_container(None, "localhost:5000/web"),
             PullPolicy::Always
         );
-        assert_eq!(PullPolicy::for_container(Some("Never"), "nginx"), PullPolicy::Never);
+        assert_eq!(
+            PullPolicy::for_container(Some("Never"), "nginx"),
+            PullPolicy::Never
+        );
     }
 }

@@ -66,22 +66,38 @@ pub async fn serve(
 
 /// The node agent's routes.
 pub fn router(runtime: Arc<dyn Runtime>, token: String) -> Router {
-    let state = AgentState { runtime, token: token.into() };
+    let state = AgentState {
+        runtime,
+        token: token.into(),
+    };
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/containerLogs/{namespace}/{pod}/{container}", get(container_logs))
+        .route(
+            "/containerLogs/{namespace}/{pod}/{container}",
+            get(container_logs),
+        )
         .with_state(state)
 }
 
 fn authorized(headers: &HeaderMap, token: &str) -> bool {
-    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    value.strip_prefix("Bearer ").is_some_and(|given| !token.is_empty() && given == token)
+    value
+        .strip_prefix("Bearer ")
+        .is_some_and(|given| !token.is_empty() && given == token)
 }
 
 fn text(status: StatusCode, message: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        message,
+    )
+        .into_response()
 }
 
 fn unauthorized() -> Response {
@@ -113,7 +129,10 @@ async fn container_logs(
         .filter(|c| c.pod.namespace == namespace && c.pod.name == pod)
         .collect();
     if pod_containers.is_empty() {
-        return text(StatusCode::NOT_FOUND, format!("pod \"{namespace}/{pod}\" not found\n"));
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("pod \"{namespace}/{pod}\" not found\n"),
+        );
     }
     let found = instances(&pod_containers, &container);
     if found.is_empty() || container == super::runtime::SANDBOX_NAME {
@@ -123,7 +142,11 @@ async fn container_logs(
         );
     }
     let previous = flag(&query.previous);
-    let chosen = if previous { found.get(1) } else { found.first() };
+    let chosen = if previous {
+        found.get(1)
+    } else {
+        found.first()
+    };
     let Some(chosen) = chosen else {
         return text(
             StatusCode::BAD_REQUEST,
@@ -136,7 +159,10 @@ async fn container_logs(
         (None, Some(time)) => match DateTime::parse_from_rfc3339(time) {
             Ok(t) => Some(t.with_timezone(&Utc)),
             Err(_) => {
-                return text(StatusCode::BAD_REQUEST, format!("invalid sinceTime {time:?}\n"));
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    format!("invalid sinceTime {time:?}\n"),
+                );
             }
         },
         (None, None) => None,
@@ -147,7 +173,11 @@ async fn container_logs(
         timestamps: flag(&query.timestamps),
         since,
     };
-    let stream = match state.runtime.container_logs(chosen.id.clone(), options).await {
+    let stream = match state
+        .runtime
+        .container_logs(chosen.id.clone(), options)
+        .await
+    {
         Ok(stream) => stream,
         Err(error) => return text(StatusCode::NOT_FOUND, format!("{error}\n")),
     };
@@ -184,13 +214,15 @@ mod tests {
 
     use super::*;
     use crate::kubelet::fake::FakeRuntime;
-    use crate::kubelet::runtime::{
-        ContainerSpec, PodRef, SandboxSpec,
-    };
+    use crate::kubelet::runtime::{ContainerSpec, PodRef, SandboxSpec};
 
     async fn agent() -> (Router, Arc<FakeRuntime>) {
         let fake = FakeRuntime::with_images(&[]);
-        let pod = PodRef { uid: "u1".into(), namespace: "default".into(), name: "web".into() };
+        let pod = PodRef {
+            uid: "u1".into(),
+            namespace: "default".into(),
+            name: "web".into(),
+        };
         let runtime: Arc<dyn Runtime> = fake.clone();
         runtime
             .run_sandbox(SandboxSpec {
@@ -203,7 +235,11 @@ mod tests {
             .await
             .unwrap();
         runtime
-            .run_container(ContainerSpec { pod, name: "app".into(), ..Default::default() })
+            .run_container(ContainerSpec {
+                pod,
+                name: "app".into(),
+                ..Default::default()
+            })
             .await
             .unwrap();
         (router(runtime, "secret".into()), fake)
@@ -214,7 +250,11 @@ mod tests {
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
         }
-        let response = router.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+        let response = router
+            .clone()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
         let status = response.status();
         let body = response.into_body().collect().await.unwrap().to_bytes();
         (status, String::from_utf8_lossy(&body).into_owned())
@@ -223,16 +263,24 @@ mod tests {
     #[tokio::test]
     async fn requests_without_the_agent_token_are_refused() {
         let (router, _) = agent().await;
-        assert_eq!(get(&router, "/healthz", None).await.0, StatusCode::UNAUTHORIZED);
-        assert_eq!(get(&router, "/healthz", Some("wrong")).await.0, StatusCode::UNAUTHORIZED);
-        assert_eq!(get(&router, "/healthz", Some("secret")).await, (StatusCode::OK, "ok".into()));
+        assert_eq!(
+            get(&router, "/healthz", None).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            get(&router, "/healthz", Some("wrong")).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            get(&router, "/healthz", Some("secret")).await,
+            (StatusCode::OK, "ok".into())
+        );
     }
 
     #[tokio::test]
     async fn logs_of_a_container_are_served_with_tail_and_limit() {
         let (router, _) = agent().await;
-        let (status, body) =
-            get(&router, "/containerLogs/default/web/app", Some("secret")).await;
+        let (status, body) = get(&router, "/containerLogs/default/web/app", Some("secret")).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body.lines().count(), 3);
 
@@ -261,12 +309,19 @@ mod tests {
         let uri = "/containerLogs/default/web/app?previous=true";
         let (status, body) = get(&router, uri, Some("secret")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert_eq!(body, "previous terminated container \"app\" in pod \"web\" not found\n");
+        assert_eq!(
+            body,
+            "previous terminated container \"app\" in pod \"web\" not found\n"
+        );
 
         // A second run makes the first one "previous".
         fake.exit("app", 1);
         let runtime: Arc<dyn Runtime> = fake.clone();
-        let pod = PodRef { uid: "u1".into(), namespace: "default".into(), name: "web".into() };
+        let pod = PodRef {
+            uid: "u1".into(),
+            namespace: "default".into(),
+            name: "web".into(),
+        };
         runtime
             .run_container(ContainerSpec {
                 pod,

@@ -45,11 +45,11 @@ pub struct StatusInput<'a> {
 
 /// The pod's containers named `name`, newest first.
 pub fn instances<'a>(containers: &'a [ContainerInfo], name: &str) -> Vec<&'a ContainerInfo> {
-    let mut found: Vec<&ContainerInfo> =
-        containers.iter().filter(|c| c.container_name == name).collect();
-    found.sort_by(|a, b| {
-        (b.restart_count, b.created_at).cmp(&(a.restart_count, a.created_at))
-    });
+    let mut found: Vec<&ContainerInfo> = containers
+        .iter()
+        .filter(|c| c.container_name == name)
+        .collect();
+    found.sort_by_key(|c| std::cmp::Reverse((c.restart_count, c.created_at)));
     found
 }
 
@@ -79,8 +79,11 @@ pub fn compute(input: &StatusInput<'_>) -> PodStatus {
         phase = prev;
     }
 
-    let unready: Vec<&str> =
-        container_statuses.iter().filter(|s| !s.ready).map(|s| s.name.as_str()).collect();
+    let unready: Vec<&str> = container_statuses
+        .iter()
+        .filter(|s| !s.ready)
+        .map(|s| s.name.as_str())
+        .collect();
     let all_ready = unready.is_empty();
     let terminal = matches!(phase, "Succeeded" | "Failed");
     let (ready_reason, ready_message) = if terminal {
@@ -90,12 +93,20 @@ pub fn compute(input: &StatusInput<'_>) -> PodStatus {
     } else {
         (
             Some("ContainersNotReady".to_owned()),
-            Some(format!("containers with unready status: [{}]", unready.join(" "))),
+            Some(format!(
+                "containers with unready status: [{}]",
+                unready.join(" ")
+            )),
         )
     };
     let ready = all_ready && !terminal;
     let mut conditions = vec![
-        condition("PodReadyToStartContainers", input.sandbox_ready && !terminal, None, None),
+        condition(
+            "PodReadyToStartContainers",
+            input.sandbox_ready && !terminal,
+            None,
+            None,
+        ),
         condition("Initialized", true, None, None),
         condition("Ready", ready, ready_reason.clone(), ready_message.clone()),
         condition("ContainersReady", ready, ready_reason, ready_message),
@@ -110,7 +121,11 @@ pub fn compute(input: &StatusInput<'_>) -> PodStatus {
     }
 
     let host_network = spec.host_network.unwrap_or(false);
-    let pod_ip = if host_network { Some(input.host_ip.clone()) } else { input.pod_ip.clone() };
+    let pod_ip = if host_network {
+        Some(input.host_ip.clone())
+    } else {
+        input.pod_ip.clone()
+    };
     let start_time = previous
         .and_then(|p| p.start_time)
         .or_else(|| super::manifests::seen_time(input.pod))
@@ -120,7 +135,9 @@ pub fn compute(input: &StatusInput<'_>) -> PodStatus {
         phase: Some(phase.to_owned()),
         conditions,
         host_ip: Some(input.host_ip.clone()),
-        host_ips: vec![HostIP { ip: input.host_ip.clone() }],
+        host_ips: vec![HostIP {
+            ip: input.host_ip.clone(),
+        }],
         pod_ips: pod_ip.iter().map(|ip| PodIP { ip: ip.clone() }).collect(),
         pod_ip,
         start_time: Some(start_time),
@@ -163,7 +180,10 @@ fn container_status(
     };
     let Some(current) = current else {
         let (reason, message) = match waiting {
-            Some(w) => (w.reason.clone(), Some(w.message.clone()).filter(|m| !m.is_empty())),
+            Some(w) => (
+                w.reason.clone(),
+                Some(w.message.clone()).filter(|m| !m.is_empty()),
+            ),
             None => ("ContainerCreating".to_owned(), None),
         };
         status.state = Some(waiting_state(reason, message));
@@ -183,7 +203,9 @@ fn container_status(
     match &current.state {
         RuntimeState::Running { started_at } => {
             status.state = Some(ContainerState {
-                running: Some(ContainerStateRunning { started_at: started_at.map(time) }),
+                running: Some(ContainerStateRunning {
+                    started_at: started_at.map(time),
+                }),
                 ..Default::default()
             });
             status.ready = true;
@@ -194,21 +216,31 @@ fn container_status(
             status.state = Some(waiting_state("ContainerCreating".into(), None));
         }
     }
-    status.last_state = instances.get(1).and_then(|previous| terminated_state(previous));
+    status.last_state = instances
+        .get(1)
+        .and_then(|previous| terminated_state(previous));
     status
 }
 
 fn waiting_state(reason: String, message: Option<String>) -> ContainerState {
     ContainerState {
-        waiting: Some(ContainerStateWaiting { reason: Some(reason), message }),
+        waiting: Some(ContainerStateWaiting {
+            reason: Some(reason),
+            message,
+        }),
         ..Default::default()
     }
 }
 
 /// The `terminated` state of an exited container, `None` otherwise.
 fn terminated_state(container: &ContainerInfo) -> Option<ContainerState> {
-    let RuntimeState::Exited { exit_code, started_at, finished_at, oom_killed, error } =
-        &container.state
+    let RuntimeState::Exited {
+        exit_code,
+        started_at,
+        finished_at,
+        oom_killed,
+        error,
+    } = &container.state
     else {
         return None;
     };
@@ -248,9 +280,15 @@ fn phase(restart_policy: &str, statuses: &[ContainerStatus]) -> &'static str {
                 succeeded += 1;
             }
         } else if state.waiting.is_some() {
-            let terminated_before =
-                status.last_state.as_ref().is_some_and(|s| s.terminated.is_some());
-            if terminated_before { stopped += 1 } else { waiting += 1 }
+            let terminated_before = status
+                .last_state
+                .as_ref()
+                .is_some_and(|s| s.terminated.is_some());
+            if terminated_before {
+                stopped += 1
+            } else {
+                waiting += 1
+            }
         } else {
             waiting += 1;
         }
@@ -287,7 +325,9 @@ pub fn is_terminal(status: &PodStatus) -> bool {
 /// and memory requests and limits, `BestEffort` when none has any, else
 /// `Burstable`.
 pub fn qos_class(pod: &Pod) -> &'static str {
-    let Some(spec) = &pod.spec else { return "BestEffort" };
+    let Some(spec) = &pod.spec else {
+        return "BestEffort";
+    };
     let mut guaranteed = true;
     let mut any = false;
     for container in spec.init_containers.iter().chain(&spec.containers) {
@@ -298,9 +338,8 @@ pub fn qos_class(pod: &Pod) -> &'static str {
             if limit.is_some() || request.is_some() {
                 any = true;
             }
-            let value = |q: Option<&crate::api::quantity::Quantity>| {
-                q.and_then(|q| q.to_milli().ok())
-            };
+            let value =
+                |q: Option<&crate::api::quantity::Quantity>| q.and_then(|q| q.to_milli().ok());
             if limit.is_none() || value(limit) != value(request) {
                 guaranteed = false;
             }
@@ -348,7 +387,11 @@ mod tests {
     }
 
     fn container(id: &str, name: &str, restarts: u32, state: RuntimeState) -> ContainerInfo {
-        let pod = PodRef { uid: "u1".into(), namespace: "default".into(), name: "web".into() };
+        let pod = PodRef {
+            uid: "u1".into(),
+            namespace: "default".into(),
+            name: "web".into(),
+        };
         ContainerInfo::from_labels(
             id.into(),
             container_labels(&pod, name, restarts, "n1"),
@@ -361,7 +404,9 @@ mod tests {
     }
 
     fn running(since: i64) -> RuntimeState {
-        RuntimeState::Running { started_at: Some(at(since)) }
+        RuntimeState::Running {
+            started_at: Some(at(since)),
+        }
     }
 
     fn exited(code: i64) -> RuntimeState {
@@ -374,8 +419,13 @@ mod tests {
         }
     }
 
-    fn status(pod: &Pod, containers: &[ContainerInfo], waiting: &HashMap<String, Waiting>,
-              previous: Option<&PodStatus>, now: i64) -> PodStatus {
+    fn status(
+        pod: &Pod,
+        containers: &[ContainerInfo],
+        waiting: &HashMap<String, Waiting>,
+        previous: Option<&PodStatus>,
+        now: i64,
+    ) -> PodStatus {
         compute(&StatusInput {
             pod,
             containers,
@@ -391,13 +441,19 @@ mod tests {
     #[test]
     fn a_pod_with_all_containers_running_is_running_and_ready() {
         let pod = pod(&["web"], "Always");
-        let containers = [container("s", "POD", 0, running(0)), container("c", "web", 0, running(2))];
+        let containers = [
+            container("s", "POD", 0, running(0)),
+            container("c", "web", 0, running(2)),
+        ];
         let s = status(&pod, &containers, &HashMap::new(), None, 10);
         assert_eq!(s.phase.as_deref(), Some("Running"));
         assert_eq!(s.condition("Ready").unwrap().status, "True");
         assert_eq!(s.condition("ContainersReady").unwrap().status, "True");
         assert_eq!(s.condition("PodScheduled").unwrap().status, "True");
-        assert_eq!(s.condition("PodReadyToStartContainers").unwrap().status, "True");
+        assert_eq!(
+            s.condition("PodReadyToStartContainers").unwrap().status,
+            "True"
+        );
         assert_eq!(s.pod_ip.as_deref(), Some("172.17.0.2"));
         assert_eq!(s.pod_ips[0].ip, "172.17.0.2");
         assert_eq!(s.host_ip.as_deref(), Some("10.0.0.1"));
@@ -406,23 +462,45 @@ mod tests {
         assert_eq!(c.container_id.as_deref(), Some("docker://c"));
         assert!(c.ready);
         assert_eq!(c.started, Some(true));
-        assert_eq!(c.state.as_ref().unwrap().running.as_ref().unwrap().started_at, Some(Time(at(2))));
+        assert_eq!(
+            c.state
+                .as_ref()
+                .unwrap()
+                .running
+                .as_ref()
+                .unwrap()
+                .started_at,
+            Some(Time(at(2)))
+        );
         assert_eq!(c.image_id, "sha256:abc");
     }
 
     #[test]
     fn a_pod_waits_in_pending_until_every_container_started() {
         let pod = pod(&["a", "b"], "Always");
-        let containers = [container("s", "POD", 0, running(0)), container("a", "a", 0, running(1))];
+        let containers = [
+            container("s", "POD", 0, running(0)),
+            container("a", "a", 0, running(1)),
+        ];
         let s = status(&pod, &containers, &HashMap::new(), None, 10);
         assert_eq!(s.phase.as_deref(), Some("Pending"));
         let ready = s.condition("Ready").unwrap();
         assert_eq!(ready.status, "False");
         assert_eq!(ready.reason.as_deref(), Some("ContainersNotReady"));
-        assert_eq!(ready.message.as_deref(), Some("containers with unready status: [b]"));
+        assert_eq!(
+            ready.message.as_deref(),
+            Some("containers with unready status: [b]")
+        );
         let b = &s.container_statuses[1];
         assert_eq!(
-            b.state.as_ref().unwrap().waiting.as_ref().unwrap().reason.as_deref(),
+            b.state
+                .as_ref()
+                .unwrap()
+                .waiting
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
             Some("ContainerCreating")
         );
     }
@@ -437,13 +515,23 @@ mod tests {
         ];
         let waiting = HashMap::from([(
             "web".to_owned(),
-            Waiting { reason: "CrashLoopBackOff".into(), message: "back-off 10s".into() },
+            Waiting {
+                reason: "CrashLoopBackOff".into(),
+                message: "back-off 10s".into(),
+            },
         )]);
         let s = status(&pod, &containers, &waiting, None, 10);
         let c = &s.container_statuses[0];
         assert_eq!(c.restart_count, 1);
         assert_eq!(
-            c.state.as_ref().unwrap().waiting.as_ref().unwrap().reason.as_deref(),
+            c.state
+                .as_ref()
+                .unwrap()
+                .waiting
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
             Some("CrashLoopBackOff")
         );
         let last = c.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
@@ -472,13 +560,27 @@ mod tests {
 
     #[test]
     fn run_to_completion_pods_succeed_or_fail_by_exit_code() {
-        let containers = |code| [container("s", "POD", 0, running(0)), container("c", "web", 0, exited(code))];
+        let containers = |code| {
+            [
+                container("s", "POD", 0, running(0)),
+                container("c", "web", 0, exited(code)),
+            ]
+        };
         let never = pod(&["web"], "Never");
         let s = status(&never, &containers(0), &HashMap::new(), None, 10);
         assert_eq!(s.phase.as_deref(), Some("Succeeded"));
-        let t = s.container_statuses[0].state.as_ref().unwrap().terminated.clone().unwrap();
+        let t = s.container_statuses[0]
+            .state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .clone()
+            .unwrap();
         assert_eq!(t.reason.as_deref(), Some("Completed"));
-        assert_eq!(s.condition("Ready").unwrap().reason.as_deref(), Some("PodCompleted"));
+        assert_eq!(
+            s.condition("Ready").unwrap().reason.as_deref(),
+            Some("PodCompleted")
+        );
 
         let s = status(&never, &containers(3), &HashMap::new(), None, 10);
         assert_eq!(s.phase.as_deref(), Some("Failed"));
@@ -500,9 +602,18 @@ mod tests {
             oom_killed: true,
             error: None,
         };
-        let containers = [container("s", "POD", 0, running(0)), container("c", "web", 0, oom)];
+        let containers = [
+            container("s", "POD", 0, running(0)),
+            container("c", "web", 0, oom),
+        ];
         let s = status(&pod, &containers, &HashMap::new(), None, 10);
-        let t = s.container_statuses[0].state.as_ref().unwrap().terminated.clone().unwrap();
+        let t = s.container_statuses[0]
+            .state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .clone()
+            .unwrap();
         assert_eq!(t.reason.as_deref(), Some("OOMKilled"));
     }
 
@@ -512,10 +623,19 @@ mod tests {
         let containers = [container("s", "POD", 0, running(0))];
         let waiting = HashMap::from([(
             "web".to_owned(),
-            Waiting { reason: "ErrImagePull".into(), message: "no such image".into() },
+            Waiting {
+                reason: "ErrImagePull".into(),
+                message: "no such image".into(),
+            },
         )]);
         let s = status(&pod, &containers, &waiting, None, 10);
-        let w = s.container_statuses[0].state.as_ref().unwrap().waiting.clone().unwrap();
+        let w = s.container_statuses[0]
+            .state
+            .as_ref()
+            .unwrap()
+            .waiting
+            .clone()
+            .unwrap();
         assert_eq!(w.reason.as_deref(), Some("ErrImagePull"));
         assert_eq!(w.message.as_deref(), Some("no such image"));
         assert_eq!(s.phase.as_deref(), Some("Pending"));
@@ -526,13 +646,25 @@ mod tests {
         let pod = pod(&["web"], "Always");
         let starting = [container("s", "POD", 0, running(0))];
         let first = status(&pod, &starting, &HashMap::new(), None, 10);
-        assert_eq!(first.condition("Ready").unwrap().last_transition_time, Some(Time(at(10))));
-
-        let up = [container("s", "POD", 0, running(0)), container("c", "web", 0, running(15))];
-        let second = status(&pod, &up, &HashMap::new(), Some(&first), 20);
-        assert_eq!(second.condition("Ready").unwrap().last_transition_time, Some(Time(at(20))));
         assert_eq!(
-            second.condition("PodScheduled").unwrap().last_transition_time,
+            first.condition("Ready").unwrap().last_transition_time,
+            Some(Time(at(10)))
+        );
+
+        let up = [
+            container("s", "POD", 0, running(0)),
+            container("c", "web", 0, running(15)),
+        ];
+        let second = status(&pod, &up, &HashMap::new(), Some(&first), 20);
+        assert_eq!(
+            second.condition("Ready").unwrap().last_transition_time,
+            Some(Time(at(20)))
+        );
+        assert_eq!(
+            second
+                .condition("PodScheduled")
+                .unwrap()
+                .last_transition_time,
             Some(Time(at(10)))
         );
         assert_eq!(second.start_time, Some(Time(at(10))));
@@ -563,7 +695,10 @@ mod tests {
         let with = |limits: &[(&str, &str)], requests: &[(&str, &str)]| {
             let mut pod = pod(&["web"], "Always");
             let map = |pairs: &[(&str, &str)]| -> BTreeMap<_, _> {
-                pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).into())).collect()
+                pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).into()))
+                    .collect()
             };
             pod.spec.as_mut().unwrap().containers[0].resources = Some(ResourceRequirements {
                 limits: map(limits),
@@ -575,11 +710,17 @@ mod tests {
         assert_eq!(with(&[], &[]), "BestEffort");
         assert_eq!(with(&[("cpu", "1"), ("memory", "64Mi")], &[]), "Guaranteed");
         assert_eq!(
-            with(&[("cpu", "1"), ("memory", "64Mi")], &[("cpu", "1000m"), ("memory", "64Mi")]),
+            with(
+                &[("cpu", "1"), ("memory", "64Mi")],
+                &[("cpu", "1000m"), ("memory", "64Mi")]
+            ),
             "Guaranteed"
         );
         assert_eq!(with(&[("cpu", "1")], &[]), "Burstable");
         assert_eq!(with(&[], &[("memory", "64Mi")]), "Burstable");
-        assert_eq!(with(&[("cpu", "2"), ("memory", "1Gi")], &[("cpu", "1")]), "Burstable");
+        assert_eq!(
+            with(&[("cpu", "2"), ("memory", "1Gi")], &[("cpu", "1")]),
+            "Burstable"
+        );
     }
 }

@@ -27,7 +27,7 @@ use super::runtime::{
     SANDBOX_NAME, SandboxSpec,
 };
 use super::status::{self, StatusInput, Waiting, instances};
-use crate::api::{Container, DeleteOptions, Pod, PodStatus, Preconditions, Time};
+use crate::api::{Container, DeleteOptions, Pod, PodStatus, Preconditions, Resource, Time};
 use crate::client::{Client, EventRecorder};
 
 /// How often a worker syncs without being told to.
@@ -53,7 +53,11 @@ pub enum Desired {
     Run(Pod),
     /// Stop its containers within `grace` and remove them; then, when
     /// `finish_api_delete`, delete the pod from the API for good.
-    Stop { pod: Pod, grace: Duration, finish_api_delete: bool },
+    Stop {
+        pod: Pod,
+        grace: Duration,
+        finish_api_delete: bool,
+    },
 }
 
 impl Desired {
@@ -70,7 +74,11 @@ pub fn grace_period(pod: &Pod) -> Duration {
     let seconds = pod
         .metadata
         .deletion_grace_period_seconds
-        .or_else(|| pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+        .or_else(|| {
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+        })
         .unwrap_or(30);
     Duration::from_secs(seconds.max(0) as u64)
 }
@@ -125,7 +133,11 @@ impl PodWorker {
             let desired = self.desired.borrow_and_update().clone();
             match desired {
                 Desired::Run(pod) => self.sync(&pod).await,
-                Desired::Stop { pod, grace, finish_api_delete } => {
+                Desired::Stop {
+                    pod,
+                    grace,
+                    finish_api_delete,
+                } => {
                     let stopped = self.terminate(&pod, grace, finish_api_delete).await;
                     let still_stop = matches!(*self.desired.borrow(), Desired::Stop { .. });
                     if stopped && still_stop {
@@ -155,8 +167,13 @@ impl PodWorker {
 
         if self.status.as_ref().is_some_and(status::is_terminal) {
             // A finished pod keeps its containers for logs, but not its sandbox.
-            for sandbox in containers.iter().filter(|c| c.is_sandbox() && c.state.is_running()) {
-                let _ = runtime.stop_container(sandbox.id.clone(), Duration::ZERO).await;
+            for sandbox in containers
+                .iter()
+                .filter(|c| c.is_sandbox() && c.state.is_running())
+            {
+                let _ = runtime
+                    .stop_container(sandbox.id.clone(), Duration::ZERO)
+                    .await;
             }
             self.report(pod, &containers, false).await;
             return;
@@ -164,7 +181,8 @@ impl PodWorker {
 
         let Some(sandbox_id) = self.ensure_sandbox(pod, &containers).await else {
             let containers = runtime.list_containers(Some(self.uid.clone())).await;
-            self.report(pod, &containers.unwrap_or_default(), false).await;
+            self.report(pod, &containers.unwrap_or_default(), false)
+                .await;
             return;
         };
         // The sandbox may be new: read the containers again.
@@ -173,9 +191,14 @@ impl PodWorker {
             Err(_) => containers,
         };
 
-        let restart_policy = spec.restart_policy.as_deref().unwrap_or("Always").to_owned();
+        let restart_policy = spec
+            .restart_policy
+            .as_deref()
+            .unwrap_or("Always")
+            .to_owned();
         for container in &spec.containers {
-            self.sync_container(pod, container, &sandbox_id, &containers, &restart_policy).await;
+            self.sync_container(pod, container, &sandbox_id, &containers, &restart_policy)
+                .await;
         }
 
         // Containers no longer in the spec go.
@@ -184,12 +207,15 @@ impl PodWorker {
             .iter()
             .filter(|c| !c.is_sandbox() && !names.contains(c.container_name.as_str()))
         {
-            let _ = runtime.stop_container(stray.id.clone(), grace_period(pod)).await;
+            let _ = runtime
+                .stop_container(stray.id.clone(), grace_period(pod))
+                .await;
             let _ = runtime.remove_container(stray.id.clone()).await;
         }
 
         let containers = runtime.list_containers(Some(self.uid.clone())).await;
-        self.report(pod, &containers.unwrap_or_default(), true).await;
+        self.report(pod, &containers.unwrap_or_default(), true)
+            .await;
     }
 
     /// Returns the id of the pod's running sandbox, creating one when there
@@ -202,22 +228,34 @@ impl PodWorker {
         }
         let spec = pod.spec.clone().unwrap_or_default();
         let ran_before = containers.iter().any(|c| !c.is_sandbox());
-        if !sandboxes.is_empty()
-            && ran_before
-            && spec.restart_policy.as_deref() == Some("Never")
-        {
+        if !sandboxes.is_empty() && ran_before && spec.restart_policy.as_deref() == Some("Never") {
             // Upstream does not give a Never pod a second sandbox.
             return None;
         }
 
         // The sandbox died: its containers lost their namespaces.
         if !sandboxes.is_empty() {
-            self.event(pod, "Normal", "SandboxChanged",
-                "Pod sandbox changed, it will be killed and re-created.").await;
-            for c in containers.iter().filter(|c| !c.is_sandbox() && c.state.is_running()) {
-                self.event(pod, "Normal", "Killing",
-                    &format!("Stopping container {}", c.container_name)).await;
-                let _ = runtime.stop_container(c.id.clone(), grace_period(pod)).await;
+            self.event(
+                pod,
+                "Normal",
+                "SandboxChanged",
+                "Pod sandbox changed, it will be killed and re-created.",
+            )
+            .await;
+            for c in containers
+                .iter()
+                .filter(|c| !c.is_sandbox() && c.state.is_running())
+            {
+                self.event(
+                    pod,
+                    "Normal",
+                    "Killing",
+                    &format!("Stopping container {}", c.container_name),
+                )
+                .await;
+                let _ = runtime
+                    .stop_container(c.id.clone(), grace_period(pod))
+                    .await;
             }
             for old in &sandboxes {
                 let _ = runtime.remove_container(old.id.clone()).await;
@@ -244,7 +282,8 @@ impl PodWorker {
             Err(error) => {
                 let message = format!("Failed to create pod sandbox: {error}");
                 tracing::warn!(uid = %self.uid, %error, "creating the pod sandbox failed");
-                self.warn_once(pod, "sandbox/", "FailedCreatePodSandBox", &message).await;
+                self.warn_once(pod, "sandbox/", "FailedCreatePodSandBox", &message)
+                    .await;
                 None
             }
         }
@@ -256,7 +295,10 @@ impl PodWorker {
             pod: pod_ref(pod),
             image: self.ctx.pause_image.clone(),
             host_network: spec.host_network.unwrap_or(false),
-            hostname: spec.hostname.clone().unwrap_or_else(|| pod.name().to_owned()),
+            hostname: spec
+                .hostname
+                .clone()
+                .unwrap_or_else(|| pod.name().to_owned()),
             attempt,
         }
     }
@@ -286,7 +328,11 @@ impl PodWorker {
                     self.waiting.remove(name);
                     return;
                 }
-                RuntimeState::Exited { exit_code, finished_at, .. } => {
+                RuntimeState::Exited {
+                    exit_code,
+                    finished_at,
+                    ..
+                } => {
                     let restart = match restart_policy {
                         "Never" => false,
                         "OnFailure" => *exit_code != 0,
@@ -309,7 +355,10 @@ impl PodWorker {
                             remaining_ms = remaining.as_millis() as u64, "in crash-loop back-off");
                         self.waiting.insert(
                             name.to_owned(),
-                            Waiting { reason: "CrashLoopBackOff".into(), message },
+                            Waiting {
+                                reason: "CrashLoopBackOff".into(),
+                                message,
+                            },
                         );
                         let event = format!(
                             "Back-off restarting failed container {name} in pod {}_{}({})",
@@ -331,7 +380,8 @@ impl PodWorker {
                 }
             },
         };
-        self.start_container(pod, container, sandbox_id, restart_count).await;
+        self.start_container(pod, container, sandbox_id, restart_count)
+            .await;
     }
 
     /// Pulls the image as the policy says, then creates and starts one
@@ -354,10 +404,14 @@ impl PodWorker {
             let message = format!("Back-off pulling image {image:?}");
             self.waiting.insert(
                 name.clone(),
-                Waiting { reason: "ImagePullBackOff".into(), message: message.clone() },
+                Waiting {
+                    reason: "ImagePullBackOff".into(),
+                    message: message.clone(),
+                },
             );
             let key = format!("pullbackoff/{name}/{}", failed_at.timestamp());
-            self.record_once(pod, &key, "Normal", "BackOff", &message).await;
+            self.record_once(pod, &key, "Normal", "BackOff", &message)
+                .await;
             return;
         }
 
@@ -380,40 +434,70 @@ impl PodWorker {
                     );
                     self.waiting.insert(
                         name.clone(),
-                        Waiting { reason: "ErrImageNeverPull".into(), message: message.clone() },
+                        Waiting {
+                            reason: "ErrImageNeverPull".into(),
+                            message: message.clone(),
+                        },
                     );
                     let key = format!("neverpull/{name}");
-                    self.warn_once(pod, &key, "ErrImageNeverPull", &message).await;
+                    self.warn_once(pod, &key, "ErrImageNeverPull", &message)
+                        .await;
                     return;
                 }
                 false
             }
         };
         if pull {
-            self.event(pod, "Normal", "Pulling", &format!("Pulling image {image:?}")).await;
+            self.event(
+                pod,
+                "Normal",
+                "Pulling",
+                &format!("Pulling image {image:?}"),
+            )
+            .await;
             if let Err(error) = runtime.pull_image(image.clone()).await {
-                tracing::warn!(uid = %self.uid, container = %name, %error, "pulling an image failed");
+                tracing::warn!(uid = %self.uid, container = %name, %error,
+                    "pulling an image failed");
                 self.pull_failed_at.insert(name.clone(), now);
                 self.pulls.next(&name, now);
                 let message = error.to_string();
                 self.waiting.insert(
                     name.clone(),
-                    Waiting { reason: "ErrImagePull".into(), message: message.clone() },
+                    Waiting {
+                        reason: "ErrImagePull".into(),
+                        message: message.clone(),
+                    },
                 );
-                self.event(pod, "Warning", "Failed",
-                    &format!("Failed to pull image {image:?}: {message}")).await;
+                self.event(
+                    pod,
+                    "Warning",
+                    "Failed",
+                    &format!("Failed to pull image {image:?}: {message}"),
+                )
+                .await;
                 return;
             }
             self.pull_failed_at.remove(&name);
             self.pulls.reset(&name);
-            self.event(pod, "Normal", "Pulled", &format!("Successfully pulled image {image:?}"))
-                .await;
+            self.event(
+                pod,
+                "Normal",
+                "Pulled",
+                &format!("Successfully pulled image {image:?}"),
+            )
+            .await;
         } else {
             let message = format!("Container image {image:?} already present on machine");
             self.event(pod, "Normal", "Pulled", &message).await;
         }
 
-        let spec = container_spec(pod, container, sandbox_id, restart_count, &self.ctx.root_dir);
+        let spec = container_spec(
+            pod,
+            container,
+            sandbox_id,
+            restart_count,
+            &self.ctx.root_dir,
+        );
         for dir in empty_dirs(pod, &self.ctx.root_dir) {
             if let Err(error) = std::fs::create_dir_all(&dir) {
                 tracing::warn!(uid = %self.uid, path = %dir.display(), %error,
@@ -425,8 +509,20 @@ impl PodWorker {
                 tracing::debug!(uid = %self.uid, container = %name, container_id = %id,
                     "container started");
                 self.waiting.remove(&name);
-                self.event(pod, "Normal", "Created", &format!("Created container {name}")).await;
-                self.event(pod, "Normal", "Started", &format!("Started container {name}")).await;
+                self.event(
+                    pod,
+                    "Normal",
+                    "Created",
+                    &format!("Created container {name}"),
+                )
+                .await;
+                self.event(
+                    pod,
+                    "Normal",
+                    "Started",
+                    &format!("Started container {name}"),
+                )
+                .await;
             }
             Err(error) => {
                 tracing::warn!(uid = %self.uid, container = %name, %error,
@@ -434,10 +530,14 @@ impl PodWorker {
                 let message = error.to_string();
                 self.waiting.insert(
                     name.clone(),
-                    Waiting { reason: "CreateContainerError".into(), message: message.clone() },
+                    Waiting {
+                        reason: "CreateContainerError".into(),
+                        message: message.clone(),
+                    },
                 );
                 let key = format!("create/{name}/{message}");
-                self.warn_once(pod, &key, "Failed", &format!("Error: {message}")).await;
+                self.warn_once(pod, &key, "Failed", &format!("Error: {message}"))
+                    .await;
             }
         }
     }
@@ -455,9 +555,17 @@ impl PodWorker {
         };
 
         let mut stops = Vec::new();
-        for c in containers.iter().filter(|c| !c.is_sandbox() && c.state.is_running()) {
-            self.event(pod, "Normal", "Killing", &format!("Stopping container {}", c.container_name))
-                .await;
+        for c in containers
+            .iter()
+            .filter(|c| !c.is_sandbox() && c.state.is_running())
+        {
+            self.event(
+                pod,
+                "Normal",
+                "Killing",
+                &format!("Stopping container {}", c.container_name),
+            )
+            .await;
             stops.push(runtime.stop_container(c.id.clone(), grace));
         }
         let mut ok = true;
@@ -467,8 +575,13 @@ impl PodWorker {
                 ok = false;
             }
         }
-        for sandbox in containers.iter().filter(|c| c.is_sandbox() && c.state.is_running()) {
-            let _ = runtime.stop_container(sandbox.id.clone(), Duration::ZERO).await;
+        for sandbox in containers
+            .iter()
+            .filter(|c| c.is_sandbox() && c.state.is_running())
+        {
+            let _ = runtime
+                .stop_container(sandbox.id.clone(), Duration::ZERO)
+                .await;
         }
         for c in &containers {
             if let Err(error) = runtime.remove_container(c.id.clone()).await {
@@ -494,7 +607,10 @@ impl PodWorker {
                 }),
                 ..Default::default()
             };
-            match client.delete::<Pod>(pod.namespace(), pod.name(), &options).await {
+            match client
+                .delete::<Pod>(pod.namespace(), pod.name(), &options)
+                .await
+            {
                 Ok(_) => {}
                 Err(e) if e.is_not_found() || e.is_conflict() => {}
                 Err(error) => {
@@ -511,7 +627,11 @@ impl PodWorker {
 
     /// Computes the status and writes it to the API when it changed.
     async fn report(&mut self, pod: &Pod, containers: &[ContainerInfo], sandbox_ok: bool) {
-        let host_network = pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false);
+        let host_network = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false);
         let sandbox = instances(containers, SANDBOX_NAME)
             .into_iter()
             .find(|s| s.state.is_running())
@@ -541,12 +661,17 @@ impl PodWorker {
         });
         self.status = Some(computed.clone());
 
-        let Some(client) = &self.ctx.client else { return };
+        let Some(client) = &self.ctx.client else {
+            return;
+        };
         if self.reported.as_ref() == Some(&computed) {
             return;
         }
         let patch = status_patch(self.reported.as_ref(), &computed, pod, &self.uid);
-        match client.merge_patch_status::<Pod>(pod.namespace(), pod.name(), &patch).await {
+        match client
+            .merge_patch_status::<Pod>(pod.namespace(), pod.name(), &patch)
+            .await
+        {
             Ok(_) => self.reported = Some(computed),
             // A static pod's mirror may not exist yet; a deleted pod is gone.
             Err(e) if e.is_not_found() || e.is_conflict() => {}
@@ -584,12 +709,12 @@ impl PodWorker {
 /// (a pod recreated under the same name is not ours).
 fn status_patch(reported: Option<&PodStatus>, status: &PodStatus, pod: &Pod, uid: &str) -> Value {
     let mut new = serde_json::to_value(status).unwrap_or_else(|_| json!({}));
-    if let (Some(old), Some(fields)) = (reported, new.as_object_mut()) {
-        if let Ok(Value::Object(old)) = serde_json::to_value(old) {
-            for key in old.keys() {
-                if !fields.contains_key(key) {
-                    fields.insert(key.clone(), Value::Null);
-                }
+    if let (Some(old), Some(fields)) = (reported, new.as_object_mut())
+        && let Ok(Value::Object(old)) = serde_json::to_value(old)
+    {
+        for key in old.keys() {
+            if !fields.contains_key(key) {
+                fields.insert(key.clone(), Value::Null);
             }
         }
     }
@@ -611,7 +736,9 @@ pub fn pod_ref(pod: &Pod) -> PodRef {
 
 /// The emptyDir directories of a pod.
 fn empty_dirs(pod: &Pod, root_dir: &std::path::Path) -> Vec<PathBuf> {
-    let Some(spec) = &pod.spec else { return Vec::new() };
+    let Some(spec) = &pod.spec else {
+        return Vec::new();
+    };
     spec.volumes
         .iter()
         .filter(|v| v.empty_dir.is_some())
@@ -632,7 +759,11 @@ pub fn container_spec(
     root_dir: &std::path::Path,
 ) -> ContainerSpec {
     let spec = pod.spec.clone().unwrap_or_default();
-    let limits = container.resources.as_ref().map(|r| r.limits.clone()).unwrap_or_default();
+    let limits = container
+        .resources
+        .as_ref()
+        .map(|r| r.limits.clone())
+        .unwrap_or_default();
 
     let mut binds = Vec::new();
     for mount in &container.volume_mounts {
@@ -644,13 +775,19 @@ pub fn container_spec(
         let source = if let Some(host) = &volume.host_path {
             host.path.clone()
         } else if volume.empty_dir.is_some() {
-            empty_dir_path(root_dir, pod.metadata.uid(), &volume.name).display().to_string()
+            empty_dir_path(root_dir, pod.metadata.uid(), &volume.name)
+                .display()
+                .to_string()
         } else {
             tracing::warn!(uid = pod.metadata.uid(), volume = %volume.name,
                 "only hostPath and emptyDir volumes are supported, skipping");
             continue;
         };
-        let read_only = if mount.read_only.unwrap_or(false) { ":ro" } else { "" };
+        let read_only = if mount.read_only.unwrap_or(false) {
+            ":ro"
+        } else {
+            ""
+        };
         binds.push(format!("{source}:{}{read_only}", mount.mount_path));
     }
 
@@ -664,13 +801,19 @@ pub fn container_spec(
         env: container
             .env
             .iter()
-            .filter_map(|e| e.value.as_ref().map(|v| format!("{}={v}", e.name)).or_else(|| {
-                e.value_from.is_none().then(|| format!("{}=", e.name))
-            }))
+            .filter_map(|e| {
+                e.value
+                    .as_ref()
+                    .map(|v| format!("{}={v}", e.name))
+                    .or_else(|| e.value_from.is_none().then(|| format!("{}=", e.name)))
+            })
             .collect(),
         working_dir: container.working_dir.clone().filter(|d| !d.is_empty()),
         memory_limit: limits.get("memory").and_then(|q| q.to_bytes().ok()),
-        nano_cpus: limits.get("cpu").and_then(|q| q.to_milli().ok()).map(|m| m * 1_000_000),
+        nano_cpus: limits
+            .get("cpu")
+            .and_then(|q| q.to_milli().ok())
+            .map(|m| m * 1_000_000),
         binds,
         share_process_namespace: spec.share_process_namespace.unwrap_or(false),
         tty: container.tty.unwrap_or(false),
@@ -685,8 +828,8 @@ mod tests {
 
     use super::*;
     use crate::api::{
-        EmptyDirVolumeSource, EnvVar, HostPathVolumeSource, PodSpec, ResourceRequirements,
-        Volume, VolumeMount,
+        EmptyDirVolumeSource, EnvVar, HostPathVolumeSource, PodSpec, ResourceRequirements, Volume,
+        VolumeMount,
     };
     use crate::kubelet::fake::{Call, FakeRuntime};
 
@@ -726,7 +869,13 @@ mod tests {
 
     fn waiting_reason(worker: &PodWorker, index: usize) -> Option<String> {
         let status = worker.status().unwrap();
-        status.container_statuses[index].state.as_ref()?.waiting.as_ref()?.reason.clone()
+        status.container_statuses[index]
+            .state
+            .as_ref()?
+            .waiting
+            .as_ref()?
+            .reason
+            .clone()
     }
 
     #[tokio::test]
@@ -753,7 +902,12 @@ mod tests {
         // A second sync adopts what runs and starts nothing.
         fake.clear_calls();
         w.sync(&pod).await;
-        assert!(!fake.calls().iter().any(|c| matches!(c, Call::RunContainer(_) | Call::RunSandbox(_))));
+        assert!(
+            !fake
+                .calls()
+                .iter()
+                .any(|c| matches!(c, Call::RunContainer(_) | Call::RunSandbox(_)))
+        );
     }
 
     #[tokio::test]
@@ -767,7 +921,14 @@ mod tests {
         w.sync(&pod).await;
         let status = w.status().unwrap();
         assert_eq!(status.container_statuses[0].restart_count, 1);
-        assert!(status.container_statuses[0].state.as_ref().unwrap().running.is_some());
+        assert!(
+            status.container_statuses[0]
+                .state
+                .as_ref()
+                .unwrap()
+                .running
+                .is_some()
+        );
 
         fake.exit("web", 1);
         w.sync(&pod).await;
@@ -909,7 +1070,10 @@ mod tests {
         spec.volumes = vec![
             Volume {
                 name: "data".into(),
-                host_path: Some(HostPathVolumeSource { path: "/srv".into(), type_: None }),
+                host_path: Some(HostPathVolumeSource {
+                    path: "/srv".into(),
+                    type_: None,
+                }),
                 ..Default::default()
             },
             Volume {
@@ -921,7 +1085,11 @@ mod tests {
         let c = &mut spec.containers[0];
         c.command = vec!["/bin/sh".into()];
         c.args = vec!["-c".into(), "sleep 1".into()];
-        c.env = vec![EnvVar { name: "A".into(), value: Some("1".into()), value_from: None }];
+        c.env = vec![EnvVar {
+            name: "A".into(),
+            value: Some("1".into()),
+            value_from: None,
+        }];
         c.working_dir = Some("/work".into());
         c.resources = Some(ResourceRequirements {
             limits: BTreeMap::from([
@@ -937,11 +1105,21 @@ mod tests {
                 read_only: Some(true),
                 ..Default::default()
             },
-            VolumeMount { name: "scratch".into(), mount_path: "/tmp/s".into(), ..Default::default() },
+            VolumeMount {
+                name: "scratch".into(),
+                mount_path: "/tmp/s".into(),
+                ..Default::default()
+            },
         ];
         let container = c.clone();
 
-        let s = container_spec(&p, &container, "sb1", 2, std::path::Path::new("/var/lib/cx"));
+        let s = container_spec(
+            &p,
+            &container,
+            "sb1",
+            2,
+            std::path::Path::new("/var/lib/cx"),
+        );
         assert_eq!(s.entrypoint, Some(vec!["/bin/sh".to_owned()]));
         assert_eq!(s.cmd, Some(vec!["-c".to_owned(), "sleep 1".to_owned()]));
         assert_eq!(s.env, ["A=1"]);
@@ -950,7 +1128,10 @@ mod tests {
         assert_eq!(s.memory_limit, Some(64 * 1024 * 1024));
         assert_eq!(
             s.binds,
-            ["/srv:/data:ro", "/var/lib/cx/pods/u1/volumes/scratch:/tmp/s"]
+            [
+                "/srv:/data:ro",
+                "/var/lib/cx/pods/u1/volumes/scratch:/tmp/s"
+            ]
         );
         assert_eq!((s.sandbox_id.as_str(), s.restart_count), ("sb1", 2));
     }
@@ -958,8 +1139,14 @@ mod tests {
     #[test]
     fn status_patches_null_out_vanished_fields_and_pin_the_uid() {
         let p = pod("Always", &["a"]);
-        let old = PodStatus { pod_ip: Some("1.2.3.4".into()), ..Default::default() };
-        let new = PodStatus { phase: Some("Running".into()), ..Default::default() };
+        let old = PodStatus {
+            pod_ip: Some("1.2.3.4".into()),
+            ..Default::default()
+        };
+        let new = PodStatus {
+            phase: Some("Running".into()),
+            ..Default::default()
+        };
         let patch = status_patch(Some(&old), &new, &p, "u1");
         assert_eq!(patch["status"]["podIP"], Value::Null);
         assert_eq!(patch["status"]["phase"], "Running");

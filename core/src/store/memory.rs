@@ -35,7 +35,10 @@ impl MemoryStore {
 
     pub fn with_window(window: usize) -> MemoryStore {
         MemoryStore {
-            state: Mutex::new(State { records: BTreeMap::new(), revision: 1 }),
+            state: Mutex::new(State {
+                records: BTreeMap::new(),
+                revision: 1,
+            }),
             log: WatchLog::new(window, 1),
         }
     }
@@ -60,12 +63,16 @@ impl MemoryStore {
                 (EventType::Added, encode(key.clone(), revision, object))
             }
             WriteOp::Update { expected, object } => {
-                let Some(current) = &current else { return Err(StoreError::NotFound(key)) };
+                let Some(current) = &current else {
+                    return Err(StoreError::NotFound(key));
+                };
                 check(expected, current)?;
                 (EventType::Modified, encode(key.clone(), revision, object))
             }
             WriteOp::Delete { expected } => {
-                let Some(current) = &current else { return Err(StoreError::NotFound(key)) };
+                let Some(current) = &current else {
+                    return Err(StoreError::NotFound(key));
+                };
                 check(expected, current)?;
                 let last = (*current.object).clone();
                 (EventType::Deleted, encode(key.clone(), revision, last))
@@ -78,7 +85,11 @@ impl MemoryStore {
             state.records.insert(key, record.clone());
         }
         // Appending under the state lock keeps the log in revision order.
-        self.log.append(Event { kind, record: record.clone(), previous: current });
+        self.log.append(Event {
+            kind,
+            record: record.clone(),
+            previous: current,
+        });
         Ok(record)
     }
 }
@@ -92,17 +103,31 @@ impl Default for MemoryStore {
 fn encode(key: Key, revision: u64, mut object: Value) -> Record {
     stamp_revision(&mut object, revision);
     let json = Bytes::from(serde_json::to_vec(&object).expect("JSON values always encode"));
-    Record { key, revision, object: Arc::new(object), json }
+    Record {
+        key,
+        revision,
+        object: Arc::new(object),
+        json,
+    }
 }
 
 impl Store for MemoryStore {
     fn get(&self, key: &Key) -> Option<Record> {
-        self.state.lock().expect("store poisoned").records.get(key).cloned()
+        self.state
+            .lock()
+            .expect("store poisoned")
+            .records
+            .get(key)
+            .cloned()
     }
 
     fn list(&self, prefix: &Prefix) -> Snapshot {
         let state = self.state.lock().expect("store poisoned");
-        let start = Key::new(&prefix.resource, prefix.namespace.as_deref().unwrap_or(""), "");
+        let start = Key::new(
+            &prefix.resource,
+            prefix.namespace.as_deref().unwrap_or(""),
+            "",
+        );
         let records = state
             .records
             .range(start..)
@@ -110,7 +135,10 @@ impl Store for MemoryStore {
             .filter(|(k, _)| prefix.contains(k))
             .map(|(_, r)| r.clone())
             .collect();
-        Snapshot { records, revision: state.revision }
+        Snapshot {
+            records,
+            revision: state.revision,
+        }
     }
 
     fn revision(&self) -> u64 {
@@ -139,19 +167,32 @@ mod tests {
     #[tokio::test]
     async fn writes_get_increasing_revisions_stamped_into_the_object() {
         let store = MemoryStore::new();
-        let a = store.write(Key::new("pods", "default", "a"), WriteOp::Create(pod("a"))).await;
-        let b = store.write(Key::new("pods", "default", "b"), WriteOp::Create(pod("b"))).await;
+        let a = store
+            .write(Key::new("pods", "default", "a"), WriteOp::Create(pod("a")))
+            .await;
+        let b = store
+            .write(Key::new("pods", "default", "b"), WriteOp::Create(pod("b")))
+            .await;
         let (a, b) = (a.unwrap(), b.unwrap());
         assert!(b.revision > a.revision);
-        assert_eq!(a.object["metadata"]["resourceVersion"], a.revision.to_string());
+        assert_eq!(
+            a.object["metadata"]["resourceVersion"],
+            a.revision.to_string()
+        );
     }
 
     #[tokio::test]
     async fn a_stale_expected_revision_is_a_conflict() {
         let store = MemoryStore::new();
         let key = Key::new("pods", "default", "a");
-        let first = store.write(key.clone(), WriteOp::Create(pod("a"))).await.unwrap();
-        let update = WriteOp::Update { expected: Some(first.revision), object: pod("a") };
+        let first = store
+            .write(key.clone(), WriteOp::Create(pod("a")))
+            .await
+            .unwrap();
+        let update = WriteOp::Update {
+            expected: Some(first.revision),
+            object: pod("a"),
+        };
         store.write(key.clone(), update.clone()).await.unwrap();
         let again = store.write(key, update).await;
         assert!(matches!(again, Err(StoreError::Conflict { .. })));
@@ -161,13 +202,35 @@ mod tests {
     async fn a_watch_sees_every_change_after_its_revision_in_order() {
         let store = MemoryStore::new();
         let key = Key::new("pods", "default", "a");
-        let created = store.write(key.clone(), WriteOp::Create(pod("a"))).await.unwrap();
+        let created = store
+            .write(key.clone(), WriteOp::Create(pod("a")))
+            .await
+            .unwrap();
         let mut cursor = store.watch(created.revision).unwrap();
-        store.write(key.clone(), WriteOp::Update { expected: None, object: pod("a") }).await.unwrap();
-        store.write(key, WriteOp::Delete { expected: None }).await.unwrap();
+        store
+            .write(
+                key.clone(),
+                WriteOp::Update {
+                    expected: None,
+                    object: pod("a"),
+                },
+            )
+            .await
+            .unwrap();
+        store
+            .write(key, WriteOp::Delete { expected: None })
+            .await
+            .unwrap();
         let mut kinds = Vec::new();
         while kinds.len() < 2 {
-            kinds.extend(cursor.next_batch().await.unwrap().into_iter().map(|e| e.kind));
+            kinds.extend(
+                cursor
+                    .next_batch()
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|e| e.kind),
+            );
         }
         assert_eq!(kinds, vec![EventType::Modified, EventType::Deleted]);
     }
@@ -176,7 +239,13 @@ mod tests {
     async fn a_watch_from_before_the_window_is_expired() {
         let store = MemoryStore::with_window(2);
         for name in ["a", "b", "c", "d"] {
-            store.write(Key::new("pods", "default", name), WriteOp::Create(pod(name))).await.unwrap();
+            store
+                .write(
+                    Key::new("pods", "default", name),
+                    WriteOp::Create(pod(name)),
+                )
+                .await
+                .unwrap();
         }
         assert!(matches!(store.watch(1), Err(StoreError::Expired { .. })));
         assert!(store.watch(store.revision() - 1).is_ok());
@@ -185,13 +254,33 @@ mod tests {
     #[tokio::test]
     async fn list_is_limited_to_its_namespace() {
         let store = MemoryStore::new();
-        store.write(Key::new("pods", "a", "x"), WriteOp::Create(pod("x"))).await.unwrap();
-        store.write(Key::new("pods", "b", "y"), WriteOp::Create(pod("y"))).await.unwrap();
-        store.write(Key::new("nodes", "", "n"), WriteOp::Create(pod("n"))).await.unwrap();
-        let prefix = Prefix { resource: "pods".into(), namespace: Some("b".into()) };
-        let names: Vec<_> = store.list(&prefix).records.into_iter().map(|r| r.key.name).collect();
+        store
+            .write(Key::new("pods", "a", "x"), WriteOp::Create(pod("x")))
+            .await
+            .unwrap();
+        store
+            .write(Key::new("pods", "b", "y"), WriteOp::Create(pod("y")))
+            .await
+            .unwrap();
+        store
+            .write(Key::new("nodes", "", "n"), WriteOp::Create(pod("n")))
+            .await
+            .unwrap();
+        let prefix = Prefix {
+            resource: "pods".into(),
+            namespace: Some("b".into()),
+        };
+        let names: Vec<_> = store
+            .list(&prefix)
+            .records
+            .into_iter()
+            .map(|r| r.key.name)
+            .collect();
         assert_eq!(names, vec!["y"]);
-        let all = Prefix { resource: "pods".into(), namespace: None };
+        let all = Prefix {
+            resource: "pods".into(),
+            namespace: None,
+        };
         assert_eq!(store.list(&all).records.len(), 2);
     }
 }

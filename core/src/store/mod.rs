@@ -40,7 +40,11 @@ pub struct Key {
 
 impl Key {
     pub fn new(resource: &str, namespace: &str, name: &str) -> Key {
-        Key { resource: resource.to_owned(), namespace: namespace.to_owned(), name: name.to_owned() }
+        Key {
+            resource: resource.to_owned(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }
     }
 }
 
@@ -60,7 +64,10 @@ pub struct Prefix {
 impl Prefix {
     pub fn contains(&self, key: &Key) -> bool {
         key.resource == self.resource
-            && self.namespace.as_ref().is_none_or(|ns| ns.is_empty() || *ns == key.namespace)
+            && self
+                .namespace
+                .as_ref()
+                .is_none_or(|ns| ns.is_empty() || *ns == key.namespace)
     }
 }
 
@@ -82,7 +89,10 @@ pub enum WriteOp {
     /// Replace; fails with `NotFound` when the key is absent, and with
     /// `Conflict` when `expected` is given and differs from the current
     /// revision.
-    Update { expected: Option<u64>, object: Value },
+    Update {
+        expected: Option<u64>,
+        object: Value,
+    },
     /// Delete; same preconditions as `Update`.
     Delete { expected: Option<u64> },
 }
@@ -129,7 +139,11 @@ pub enum StoreError {
     #[error("{0} already exists")]
     AlreadyExists(Key),
     #[error("{key} is at revision {current}, not {expected}")]
-    Conflict { key: Key, expected: u64, current: u64 },
+    Conflict {
+        key: Key,
+        expected: u64,
+        current: u64,
+    },
     #[error("revision {requested} is older than the oldest retained revision {oldest}")]
     Expired { requested: u64, oldest: u64 },
     #[error("store is unavailable: {0}")]
@@ -151,9 +165,14 @@ pub trait Store: Send + Sync + 'static {
 /// Sets `metadata.resourceVersion` of an object to a revision.
 pub(crate) fn stamp_revision(object: &mut Value, revision: u64) {
     if let Some(map) = object.as_object_mut() {
-        let meta = map.entry("metadata").or_insert_with(|| Value::Object(Default::default()));
+        let meta = map
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Default::default()));
         if let Some(meta) = meta.as_object_mut() {
-            meta.insert("resourceVersion".into(), Value::String(revision.to_string()));
+            meta.insert(
+                "resourceVersion".into(),
+                Value::String(revision.to_string()),
+            );
         }
     }
 }

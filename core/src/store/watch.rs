@@ -25,7 +25,11 @@ pub struct WatchLog {
 impl WatchLog {
     pub fn new(capacity: usize, revision: u64) -> Arc<WatchLog> {
         let (latest, _) = watch::channel(revision);
-        Arc::new(WatchLog { events: Mutex::new(VecDeque::new()), capacity, latest })
+        Arc::new(WatchLog {
+            events: Mutex::new(VecDeque::new()),
+            capacity,
+            latest,
+        })
     }
 
     /// Appends one event; its revision must be above every earlier one.
@@ -55,9 +59,16 @@ impl WatchLog {
     pub fn cursor(self: &Arc<Self>, after: u64) -> Result<WatchCursor, StoreError> {
         let oldest = self.oldest_resumable();
         if after < oldest {
-            return Err(StoreError::Expired { requested: after, oldest });
+            return Err(StoreError::Expired {
+                requested: after,
+                oldest,
+            });
         }
-        Ok(WatchCursor { log: self.clone(), after, wake: self.latest.subscribe() })
+        Ok(WatchCursor {
+            log: self.clone(),
+            after,
+            wake: self.latest.subscribe(),
+        })
     }
 
     fn read_after(&self, after: u64, max: usize) -> Result<Vec<Event>, StoreError> {

@@ -1,0 +1,2 @@
+//! Criterion benchmarks live in `benches/`; figures are recorded in
+//! `README.md` beside this crate.
