@@ -29,6 +29,12 @@ enum Command {
     /// Run a kubelet: with a kubeconfig it joins the cluster, without one it
     /// runs the static pods of its manifest directory alone.
     Kubelet(cmd::kubelet::Args),
+    /// Show a node's or a pod's kernel events (eBPF), live or as a trace file.
+    Trace(cmd::trace::Args),
+    /// Start a fresh cluster in this process, load it with pods and report
+    /// what was measured (run through `cargo xtask load`).
+    #[command(hide = true)]
+    Load(cmd::load::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,6 +50,8 @@ fn main() -> anyhow::Result<()> {
             Command::ControllerManager(args) => cmd::controller_manager::run(args).await,
             Command::Scheduler(args) => cmd::scheduler::run(args).await,
             Command::Kubelet(args) => cmd::kubelet::run(args).await,
+            Command::Trace(args) => cmd::trace::run(args).await,
+            Command::Load(args) => cmd::load::run(args).await,
         }
     })
 }

@@ -12,6 +12,7 @@ pub mod controllers;
 pub mod kubelet;
 pub mod scheduler;
 pub mod store;
+pub mod trace;
 
 /// The Kubernetes version whose API coxswain serves.
 pub const KUBERNETES_VERSION: &str = "v1.35.0";

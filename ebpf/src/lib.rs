@@ -1,10 +1,17 @@
-//! eBPF pod tracing: probes written in C and loaded with aya.
+//! eBPF pod tracing: probes written in C (CO-RE, compiled by clang in
+//! `build.rs`), loaded and attached with aya, and the events they report.
 //!
-//! This crate is a placeholder for the probes of issue 4; it reports, honestly,
-//! that no probes are built yet so that the node agent can say so once and
-//! carry on with the API-side timeline only.
+//! Contract: [`Probes::load`] attaches the probes or returns why it cannot
+//! (a build without clang, no kernel BTF, no privileges); the caller logs
+//! that once and works on without kernel events. Only tasks in the cgroups
+//! and namespaces given to [`ProbeControl`], their descendants, and the
+//! runtime's processes while a [`RuntimeWindow`] is open produce events.
+//! Events are decoded into [`TraceEvent`], which the node agent attributes
+//! to pods and containers and serves as JSON.
 
-/// Why kernel tracing is not available in this build.
-pub fn unavailable_reason() -> &'static str {
-    "eBPF probes are not part of this build yet"
-}
+pub mod event;
+pub mod host;
+pub mod probes;
+
+pub use event::{EventKind, Namespaces, TraceEvent};
+pub use probes::{ProbeControl, ProbeError, Probes, RuntimeWindow};

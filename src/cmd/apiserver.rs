@@ -4,12 +4,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use anyhow::Context;
 use coxswain_core::apiserver::{ApiServer, ApiServerConfig};
-use coxswain_core::store::MemoryStore;
+use coxswain_core::store::DurableStore;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Certificates, tokens and the kubeconfig are kept here.
+    /// The store (DIR/store), certificates, tokens and the kubeconfig are
+    /// kept here. One apiserver per directory: a second one refuses to start.
     #[arg(long, default_value = ".coxswain")]
     pub data_dir: PathBuf,
     /// Address to serve HTTPS on (loopback; port 0 picks a free one).
@@ -19,11 +21,16 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)?;
+    let store_dir = args.data_dir.join("store");
+    let store = Arc::new(
+        DurableStore::open(&store_dir)
+            .with_context(|| format!("opening the store in {}", store_dir.display()))?,
+    );
     let config = ApiServerConfig {
         data_dir: args.data_dir,
         listen: args.listen,
     };
-    let server = ApiServer::start(config, Arc::new(MemoryStore::new())).await?;
+    let server = ApiServer::start(config, store.clone()).await?;
     println!(
         "apiserver ready at https://{}; kubeconfig: {}",
         server.local_addr,
@@ -31,5 +38,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     super::shutdown_signal().await;
     tracing::info!("apiserver stopping");
+    store.close().await.context("closing the store")?;
     Ok(())
 }

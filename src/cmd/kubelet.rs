@@ -25,7 +25,7 @@ pub struct Args {
     /// Port of the node agent; 0 picks a free one.
     #[arg(long, default_value_t = 10250)]
     pub port: u16,
-    /// Where pod volumes live.
+    /// Where pod volumes (emptyDir) live; created only when a pod has one.
     #[arg(long, default_value = "/var/lib/coxswain/kubelet")]
     pub root_dir: PathBuf,
 }
@@ -41,13 +41,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         None => (None, String::new()),
     };
+    // Volume paths become Docker bind sources, which must be absolute.
+    let root_dir = std::path::absolute(&args.root_dir)?;
     let config = KubeletConfig {
         pod_manifest_path: args.pod_manifest_path,
         client,
         address: args.address,
         port: args.port,
         agent_token: token,
-        root_dir: args.root_dir,
+        root_dir,
         ..KubeletConfig::new(args.node_name.unwrap_or_else(super::host_name))
     };
     tokio::select! {

@@ -3,10 +3,13 @@
 pub mod apiserver;
 pub mod controller_manager;
 pub mod kubelet;
+pub mod load;
 pub mod scheduler;
+pub mod trace;
 pub mod up;
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Context;
 use coxswain_core::client::Client;
@@ -15,6 +18,35 @@ use coxswain_core::client::Client;
 pub fn client_from(kubeconfig: &Path) -> anyhow::Result<Client> {
     Client::from_kubeconfig(kubeconfig)
         .with_context(|| format!("loading kubeconfig {}", kubeconfig.display()))
+}
+
+/// A client from a kubeconfig that may not be there yet: in the bottom-up
+/// path the apiserver's static pod writes it, and the controller manager
+/// and the scheduler may start first. Retries with back-off, saying once
+/// that it waits, and never gives up. (Whether the apiserver answers is the
+/// component's own wait: a client connects on its first request.)
+pub async fn client_when_ready(kubeconfig: &Path) -> Client {
+    let mut backoff = Duration::from_millis(200);
+    let mut waiting = false;
+    loop {
+        match client_from(kubeconfig) {
+            Ok(client) => {
+                if waiting {
+                    tracing::info!(kubeconfig = %kubeconfig.display(), "kubeconfig loaded");
+                }
+                return client;
+            }
+            Err(error) => {
+                if !waiting {
+                    tracing::info!(kubeconfig = %kubeconfig.display(), error = format!("{error:#}"),
+                        "waiting for the kubeconfig the apiserver writes");
+                    waiting = true;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
 }
 
 /// Waits for Ctrl-C or SIGTERM.

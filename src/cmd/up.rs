@@ -15,7 +15,7 @@ use coxswain_core::api::Node;
 use coxswain_core::apiserver::{ApiServer, ApiServerConfig};
 use coxswain_core::client::{Client, InProcessTransport};
 use coxswain_core::kubelet::{self, KubeletConfig};
-use coxswain_core::store::MemoryStore;
+use coxswain_core::store::DurableStore;
 use coxswain_core::{controllers, scheduler};
 
 #[derive(clap::Args)]
@@ -35,6 +35,17 @@ pub struct Args {
     /// Port of the kubelet's node agent; 0 picks a free one.
     #[arg(long, default_value_t = 10250)]
     pub kubelet_port: u16,
+    /// The nodes' container runtime: Docker, or simulated containers that
+    /// run no process (for load tests; static pods are not run).
+    #[arg(long, value_enum, default_value = "docker")]
+    pub runtime: super::load::RuntimeKind,
+    /// With `--runtime sim`: how many nodes, named `<node-name>-0000`...
+    /// (default prefix `sim`), each with its own Node, Lease and pod workers.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
+    /// With `--runtime sim`: a profile (YAML) of delays and failure rates.
+    #[arg(long)]
+    pub sim_profile: Option<PathBuf>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -52,13 +63,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         data_dir: data_dir.clone(),
         listen: args.listen,
     };
-    let server = ApiServer::start(config, Arc::new(MemoryStore::new())).await?;
+    let store_dir = data_dir.join("store");
+    let store = Arc::new(
+        DurableStore::open(&store_dir)
+            .with_context(|| format!("opening the store in {}", store_dir.display()))?,
+    );
+    let server = ApiServer::start(config, store.clone()).await?;
     let client = Client::new(Arc::new(InProcessTransport::new(
         server.router.clone(),
         &server.admin_token,
     )));
 
-    let node_name = args.node_name.unwrap_or_else(super::host_name);
+    let sim = args.runtime == super::load::RuntimeKind::Sim;
+    let node_name = match &args.node_name {
+        Some(name) => name.clone(),
+        None if sim => "sim".to_owned(),
+        None => super::host_name(),
+    };
     let kubelet_config = KubeletConfig {
         pod_manifest_path: Some(manifests.clone()),
         client: Some(client.clone()),
@@ -74,7 +95,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tasks.spawn(async move { ("controller manager", controllers::run(c).await) });
     let c = client.clone();
     tasks.spawn(async move { ("scheduler", scheduler::run(c).await) });
-    tasks.spawn(async move { ("kubelet", kubelet::run(kubelet_config).await) });
+    let mut _sim_nodes = Vec::new();
+    let node_name = if sim {
+        let profile = match &args.sim_profile {
+            Some(path) => kubelet::sim::SimProfile::read(path)?,
+            None => kubelet::sim::SimProfile::default(),
+        };
+        let count = args.nodes.max(1);
+        _sim_nodes = kubelet::sim::start_nodes(&kubelet_config, &node_name, count, &profile)
+            .await
+            .context("starting the simulated nodes")?;
+        // The last one registers last: when it is Ready, so are the others.
+        kubelet::sim::node_name(&node_name, count - 1)
+    } else {
+        tasks.spawn(async move { ("kubelet", kubelet::run(kubelet_config).await) });
+        node_name
+    };
 
     let ready = wait_for_node(client.clone(), node_name.clone());
     tokio::pin!(ready);
@@ -101,6 +137,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             _ = super::shutdown_signal() => {
                 tracing::info!("shutting down; containers keep running until their pods are deleted");
                 tasks.abort_all();
+                store.close().await.context("closing the store")?;
                 return Ok(());
             }
         }

@@ -1,18 +1,25 @@
 //! `cargo xtask images`: the local container images the cluster runs.
 //!
-//! Three images are built from scratch, without any registry:
+//! Four images are built from scratch, without any registry:
 //!
 //! * `coxswain/pause:0.1`: the pod sandbox, `/pause` (src/bin/pause.rs);
 //! * `coxswain/web:0.1`: the demo web server on port 80, `/web`
 //!   (src/bin/web.rs), standing in for nginx;
 //! * `coxswain/busybox:0.1`: Debian's static busybox as `/bin/busybox`,
 //!   with one symlink per applet (`sh`, `sleep`, `wget`, ...), default
-//!   command `sh`.
+//!   command `sh`;
+//! * `coxswain/coxswain:0.1`: the `coxswain` binary that `cargo xtask run`
+//!   uses (`target/debug/coxswain`, built first), as `/coxswain`, with the
+//!   shared libraries and the dynamic loader that `ldd` lists for it, each
+//!   at its own path: the control plane's static pods run it.
 //!
 //! The two programs are compiled as static executables with `rustc`
 //! directly. They use only the standard library, and going through cargo
 //! would first build every dependency of the root package (tokio, bollard,
 //! k8s-openapi, ...) a second time, statically and in release, for nothing.
+//! The `coxswain` binary, on the contrary, is the one cargo builds anyway:
+//! linked against glibc, it brings its libraries along rather than being
+//! built a second time, statically.
 //!
 //! Each image carries the hash of its inputs (the Dockerfile and every file
 //! of its build context) in the label `io.coxswain.inputs`; an image whose
@@ -26,7 +33,7 @@ use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 
-use crate::{apt, docker, exec, workspace};
+use crate::{apt, docker, exec, run, workspace};
 
 /// Options of `cargo xtask images`.
 #[derive(clap::Args)]
@@ -55,7 +62,13 @@ pub fn ensure(force: bool) -> Result<()> {
 
     let pause = build_static_program("coxswain-pause", "src/bin/pause.rs")?;
     let web = build_static_program("coxswain-web", "src/bin/web.rs")?;
-    let images = [pause_image(pause), web_image(web), busybox_image()?];
+    let coxswain = run::build_coxswain(false)?;
+    let images = [
+        pause_image(pause),
+        web_image(web),
+        busybox_image()?,
+        coxswain_image(&coxswain)?,
+    ];
 
     let legacy_builder = exec::probe(Command::new("docker").args(["buildx", "version"])).is_none();
     for image in &images {
@@ -132,6 +145,55 @@ fn busybox_image() -> Result<Image> {
                      CMD [\"sh\"]\n",
         entries,
     })
+}
+
+/// The tag of the image the control plane's static pods run.
+pub const COXSWAIN_IMAGE: &str = "coxswain/coxswain:0.1";
+
+fn coxswain_image(binary: &Path) -> Result<Image> {
+    let mut entries = vec![Entry {
+        path: "rootfs/coxswain".into(),
+        source: Source::File(binary.to_owned()),
+    }];
+    for library in shared_libraries(binary)? {
+        let inside = library.strip_prefix("/").unwrap_or(&library);
+        entries.push(Entry {
+            path: format!("rootfs/{}", inside.display()),
+            source: Source::File(library),
+        });
+    }
+    Ok(Image {
+        tag: COXSWAIN_IMAGE,
+        dockerfile: "FROM scratch\nCOPY rootfs/ /\nENTRYPOINT [\"/coxswain\"]\n",
+        entries,
+    })
+}
+
+/// The absolute paths of the shared libraries and the dynamic loader that
+/// `ldd` lists for `binary` (the kernel's vDSO has no file and is left out).
+fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
+    let mut ldd = Command::new("ldd");
+    ldd.arg(binary);
+    let listed =
+        exec::probe(&mut ldd).with_context(|| format!("`ldd {}` failed", binary.display()))?;
+    Ok(parse_ldd(&listed))
+}
+
+/// Reads `ldd` output: `name => /path (0x...)` for a library, `/path
+/// (0x...)` for the loader; `statically linked` gives nothing.
+fn parse_ldd(listed: &str) -> Vec<PathBuf> {
+    listed
+        .lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let path = match line.split_once("=>") {
+                Some((_, resolved)) => resolved.trim(),
+                None => line,
+            };
+            let path = path.split_whitespace().next()?;
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect()
 }
 
 /// Compiles a std-only program as a static, stripped release executable in
@@ -336,6 +398,23 @@ mod tests {
             base,
             inputs_hash(&image_with("FROM scratch\n", "toybox")).unwrap()
         );
+    }
+
+    #[test]
+    fn ldd_output_gives_the_libraries_and_the_loader_but_not_the_vdso() {
+        let listed = "\tlinux-vdso.so.1 (0x00007ffd)\n\
+                      \tlibgcc_s.so.1 => /lib/x86_64-linux-gnu/libgcc_s.so.1 (0x00007f53)\n\
+                      \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f53)\n\
+                      \t/lib64/ld-linux-x86-64.so.2 (0x00007f53)\n";
+        assert_eq!(
+            parse_ldd(listed),
+            [
+                PathBuf::from("/lib/x86_64-linux-gnu/libgcc_s.so.1"),
+                PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
+                PathBuf::from("/lib64/ld-linux-x86-64.so.2"),
+            ]
+        );
+        assert!(parse_ldd("\tstatically linked\n").is_empty());
     }
 
     #[test]

@@ -7,11 +7,14 @@
 //! summary) can be read by scripts.
 
 mod apt;
+mod bench;
+mod bottom_up;
 mod docker;
 mod exec;
 mod host;
 mod images;
 mod kubectl;
+mod load;
 mod run;
 mod test;
 mod workspace;
@@ -31,7 +34,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Build the local container images (pause, web, busybox).
+    /// Build the local container images (pause, web, busybox, coxswain).
     Images(images::Options),
     /// Start a one-node cluster in the foreground (`coxswain up`).
     Run(run::Options),
@@ -39,6 +42,15 @@ enum Command {
     Test(test::Options),
     /// Run kubectl v1.35 against the cluster that `cargo xtask run` started.
     Kubectl(kubectl::Options),
+    /// Load-test a fresh cluster of simulated (or Docker) nodes and write
+    /// a report: `cargo xtask load --nodes 100 --pods 10000` (see `--help`).
+    Load(load::Options),
+    /// Benchmark against a reference: `store` runs the store's workload
+    /// against coxswain and against etcd, and prints the ratios.
+    Bench(bench::Options),
+    /// Print the commands of the bottom-up path: a kubelet alone, then each
+    /// control-plane component as a static pod.
+    BottomUp(bottom_up::Options),
     /// Print the absolute path of kubectl v1.35, fetching it when missing.
     #[command(hide = true)]
     KubectlPath,
@@ -62,6 +74,9 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Run(options) => run::main(options),
         Command::Test(options) => test::main(options),
         Command::Kubectl(options) => kubectl::main(options),
+        Command::Load(options) => load::main(options),
+        Command::Bench(options) => bench::main(options),
         Command::KubectlPath => kubectl::print_path(),
+        Command::BottomUp(options) => bottom_up::main(options),
     }
 }

@@ -13,7 +13,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use crate::{exec, images, workspace};
+use crate::{apt, exec, images, workspace};
 
 /// Options of `cargo xtask run`.
 #[derive(clap::Args)]
@@ -47,6 +47,8 @@ pub fn main(options: Options) -> Result<()> {
 /// `--workspace` keeps the feature set the same as `cargo test --workspace`,
 /// so that switching between run and test does not rebuild shared crates.
 pub fn build_coxswain(release: bool) -> Result<PathBuf> {
+    // The eBPF probes are C, compiled by clang against libbpf's headers.
+    apt::ensure(&["clang", "libbpf-dev"])?;
     let mut build = Command::new(workspace::cargo());
     build
         .args(["build", "--workspace", "--bin", "coxswain"])

@@ -93,6 +93,9 @@ pub async fn route(state: Arc<ApiState>, call: Call, path: &str) -> Response {
         ["openapi", "v3"] => Ok(json_response(StatusCode::OK, &discovery::openapi_index())),
         ["openapi", "v3", "api", version] => openapi("", version),
         ["openapi", "v3", "apis", group, version] => openapi(group, version),
+        ["api", "v1", "nodes", node, "proxy", "trace", rest @ ..] if call.method == Method::GET => {
+            super::node_proxy::trace(&state, &call, node, rest).await
+        }
         ["api", version, rest @ ..] => match parse_target("", version, rest) {
             Some(target) => resource(state, call, target).await,
             None => Err(ApiError::NoRoute),

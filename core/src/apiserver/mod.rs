@@ -15,6 +15,7 @@ mod errors;
 mod fields;
 mod handlers;
 mod logs;
+mod node_proxy;
 mod patch;
 mod pki;
 mod registry;

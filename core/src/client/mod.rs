@@ -12,11 +12,13 @@
 
 mod events;
 mod kubeconfig;
+mod metered;
 mod transport;
 mod watcher;
 
 pub use events::{EventRecorder, reference};
 pub use kubeconfig::Kubeconfig;
+pub use metered::{MeteredTransport, RequestMetrics, classify};
 pub use transport::{HttpsTransport, InProcessTransport, Transport};
 pub use watcher::{WatcherEvent, watcher};
 

@@ -5,8 +5,11 @@
 //! [`WatcherEvent::Restarted`], then streams changes. When the watch ends it
 //! resumes from the last revision seen; when the server says that revision is
 //! gone (410) it lists again; when the server is unreachable it retries with
-//! backoff, logging one line per failure. It stops when its receiver is
-//! dropped.
+//! backoff. It logs one warning when a server it had listed from stops
+//! answering (or answers with an error), and one line when it answers
+//! again; an unreachable server before the first list is logged at debug
+//! only, since the component says once that it is waiting for the
+//! apiserver. It stops when its receiver is dropped.
 
 use std::time::Duration;
 
@@ -46,11 +49,12 @@ async fn run<T: Resource>(
     tx: mpsc::Sender<WatcherEvent<T>>,
 ) {
     let mut backoff = Duration::from_millis(100);
+    let mut outage = Outage::default();
     'relist: loop {
         let list = match client.list::<T>(&namespace, &params).await {
             Ok(list) => list,
             Err(error) => {
-                tracing::warn!(kind = T::KIND, %error, "list failed, retrying");
+                outage.failed(T::KIND, "list", &error);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 if tx.is_closed() {
@@ -60,6 +64,7 @@ async fn run<T: Resource>(
             }
         };
         backoff = Duration::from_millis(100);
+        outage.listed(T::KIND);
         let mut revision = list.metadata.resource_version.clone().unwrap_or_default();
         if tx.send(WatcherEvent::Restarted(list.items)).await.is_err() {
             return;
@@ -69,7 +74,7 @@ async fn run<T: Resource>(
                 Ok(stream) => stream,
                 Err(error) if error.is_gone() => continue 'relist,
                 Err(error) => {
-                    tracing::warn!(kind = T::KIND, %error, "watch failed, retrying");
+                    outage.failed(T::KIND, "watch", &error);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     if tx.is_closed() {
@@ -104,5 +109,37 @@ async fn run<T: Resource>(
                 return;
             }
         }
+    }
+}
+
+/// What the watcher has said about failures, so that an outage is one line.
+#[derive(Default)]
+struct Outage {
+    /// Whether a list ever succeeded.
+    listed_once: bool,
+    /// Whether failures are going on and were reported.
+    reported: bool,
+}
+
+impl Outage {
+    fn failed(&mut self, kind: &str, request: &str, error: &super::Error) {
+        // Before the first list, an unreachable server is the component's
+        // to report (once); an answer that refuses us is worth a line.
+        let unreachable = matches!(error, super::Error::Transport(_));
+        if (self.listed_once || !unreachable) && !self.reported {
+            tracing::warn!(kind, request, %error,
+                "requests to the apiserver fail, retrying with backoff");
+            self.reported = true;
+        } else {
+            tracing::debug!(kind, request, %error, "request failed, retrying");
+        }
+    }
+
+    fn listed(&mut self, kind: &str) {
+        if self.reported {
+            tracing::info!(kind, "apiserver reachable again, listed");
+            self.reported = false;
+        }
+        self.listed_once = true;
     }
 }

@@ -354,6 +354,19 @@ impl Runtime for DockerRuntime {
                 .filter(|ip| !ip.is_empty()))
         })
     }
+
+    fn container_pid(&self, id: String) -> BoxFuture<'_, Result<Option<u32>>> {
+        Box::pin(async move {
+            let Some(inspected) = self.inspect(&id).await? else {
+                return Err(RuntimeError::NotFound(id));
+            };
+            Ok(inspected
+                .state
+                .and_then(|s| s.pid)
+                .filter(|pid| *pid > 0)
+                .map(|pid| pid as u32))
+        })
+    }
 }
 
 /// Builds the kubelet's view of an inspected container.

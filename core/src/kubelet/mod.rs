@@ -13,7 +13,8 @@
 //! one it also registers its Node, renews its Lease and records Events. The
 //! node agent HTTP server (container logs) listens on `address:port`.
 //!
-//! Files: `runtime.rs` (the runtime trait), `docker.rs` (bollard),
+//! Files: `runtime.rs` (the runtime trait), `docker.rs` (bollard), `sim.rs`
+//! (simulated, for load tests),
 //! `manifests.rs` (static pods), `worker.rs` (per-pod sync), `status.rs`
 //! (PodStatus), `backoff.rs`, `node.rs` (Node and Lease), `server.rs` (node
 //! agent).
@@ -24,6 +25,7 @@ pub mod manifests;
 pub mod node;
 pub mod runtime;
 pub mod server;
+pub mod sim;
 pub mod status;
 pub mod worker;
 
@@ -68,6 +70,9 @@ pub struct KubeletConfig {
     pub root_dir: PathBuf,
     /// The pod sandbox image.
     pub pause_image: String,
+    /// Kernel tracing of this node's pods; `None` traces nothing. [`run`]
+    /// (the Docker path) starts one when none is given.
+    pub trace: Option<Arc<crate::trace::TraceHub>>,
 }
 
 impl KubeletConfig {
@@ -84,14 +89,18 @@ impl KubeletConfig {
             docker_socket: None,
             root_dir: PathBuf::from("/var/lib/coxswain"),
             pause_image: runtime::DEFAULT_PAUSE_IMAGE.to_owned(),
+            trace: None,
         }
     }
 }
 
 /// Runs a kubelet on the Docker engine, forever. Waits for the engine when
 /// it is not up yet.
-pub async fn run(config: KubeletConfig) -> anyhow::Result<()> {
+pub async fn run(mut config: KubeletConfig) -> anyhow::Result<()> {
     let runtime = connect_docker(&config).await;
+    if config.trace.is_none() {
+        config.trace = Some(crate::trace::TraceHub::start(&config.node_name));
+    }
     Kubelet::start(config, Arc::new(runtime))
         .await?
         .wait()
@@ -150,11 +159,19 @@ impl Kubelet {
             .local_addr()
             .context("reading the node agent's address")?
             .port();
-        let server = tokio::spawn(server::serve(
-            listener,
-            runtime.clone(),
-            config.agent_token.clone(),
-        ));
+        let mut agent = server::router(runtime.clone(), config.agent_token.clone());
+        let runtime: Arc<dyn Runtime> = match &config.trace {
+            Some(hub) => {
+                agent = agent.merge(crate::trace::agent::routes(
+                    hub.clone(),
+                    &config.agent_token,
+                    &node,
+                ));
+                Arc::new(crate::trace::runtime::TracedRuntime::new(runtime, hub.clone()))
+            }
+            None => runtime,
+        };
+        let server = tokio::spawn(async move { axum::serve(listener, agent).await });
         tracing::info!(node = %node, port = agent_port, "node agent listening");
 
         let (node_uid_tx, node_uid) = watch::channel(None);
@@ -431,14 +448,21 @@ impl PodManager {
             }
             WatcherEvent::Applied(pod) => {
                 let uid = pod.metadata.uid().to_owned();
+                let mirrored = mirrored_uid(&pod);
                 self.api_pods.insert(uid.clone(), pod);
                 self.reconcile(&uid);
+                if let Some(static_uid) = mirrored {
+                    self.reconcile(&static_uid);
+                }
             }
             WatcherEvent::Deleted(pod) => {
                 let uid = pod.metadata.uid().to_owned();
                 self.api_pods.remove(&uid);
                 self.finished.remove(&uid);
                 self.reconcile(&uid);
+                if let Some(static_uid) = mirrored_uid(&pod) {
+                    self.reconcile(&static_uid);
+                }
             }
         }
     }
@@ -453,7 +477,14 @@ impl PodManager {
     /// What is wanted of pod `uid`, `None` when nothing.
     fn desired(&self, uid: &str) -> Option<Desired> {
         if let Some(pod) = self.static_pods.get(uid) {
-            return Some(Desired::Run(pod.clone()));
+            let mut pod = pod.clone();
+            if let Some(mirror) = self.mirror_of(&pod) {
+                let mirror_uid = mirror.metadata.uid().to_owned();
+                pod.metadata
+                    .annotations
+                    .insert(worker::ANNOTATION_MIRROR_UID.into(), mirror_uid);
+            }
+            return Some(Desired::Run(pod));
         }
         let pod = self.api_pods.get(uid)?;
         if is_mirror_pod(pod) || self.finished.contains(uid) {
@@ -467,6 +498,20 @@ impl PodManager {
             });
         }
         Some(Desired::Run(pod.clone()))
+    }
+
+    /// The live mirror pod of a static pod, if the API has one.
+    fn mirror_of(&self, static_pod: &Pod) -> Option<&Pod> {
+        self.api_pods.values().find(|p| {
+            p.namespace() == static_pod.namespace()
+                && p.name() == static_pod.name()
+                && p.metadata.deletion_timestamp.is_none()
+                && p.metadata
+                    .annotations
+                    .get(ANNOTATION_CONFIG_MIRROR)
+                    .map(String::as_str)
+                    == Some(static_pod.metadata.uid())
+        })
     }
 
     fn reconcile_all(&mut self) {
@@ -602,6 +647,14 @@ impl PodManager {
     }
 }
 
+/// The uid of the static pod that `pod` mirrors, if it is a mirror pod.
+fn mirrored_uid(pod: &Pod) -> Option<String> {
+    pod.metadata
+        .annotations
+        .get(ANNOTATION_CONFIG_MIRROR)
+        .cloned()
+}
+
 /// The next API event, or never when there is no API.
 async fn next_event(
     api: &mut Option<mpsc::Receiver<WatcherEvent<Pod>>>,
@@ -711,10 +764,22 @@ mod tests {
         m.static_pods = statics;
         m.reconcile_all();
         assert_eq!(m.workers.len(), 1);
-        // Deleting the mirror leaves the static pod's worker running.
-        m.apply_api_event(WatcherEvent::Deleted(mirror));
+        // The worker is told which mirror pod to report the status to.
         let uid = m.static_pods.keys().next().unwrap().clone();
+        let told = |m: &PodManager| {
+            let desired = m.workers[&uid].borrow();
+            let annotations = &desired.pod().metadata.annotations;
+            annotations.get(worker::ANNOTATION_MIRROR_UID).cloned()
+        };
+        assert_eq!(told(&m).as_deref(), Some("m1"));
+
+        // Deleting the mirror leaves the static pod's worker running; a new
+        // mirror is announced to it.
+        m.apply_api_event(WatcherEvent::Deleted(mirror.clone()));
         assert!(matches!(*m.workers[&uid].borrow(), Desired::Run(_)));
+        assert_eq!(told(&m), None);
+        m.apply_api_event(WatcherEvent::Applied(as_api(mirror, "m2")));
+        assert_eq!(told(&m).as_deref(), Some("m2"));
     }
 
     #[tokio::test]

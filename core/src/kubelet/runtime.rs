@@ -282,6 +282,14 @@ pub trait Runtime: Send + Sync + 'static {
     /// The sandbox's IP address on the pod network, `None` with host network
     /// or when it has none.
     fn sandbox_ip(&self, sandbox_id: String) -> BoxFuture<'_, Result<Option<String>>>;
+
+    /// The host pid of a running container's first process, `None` when it
+    /// has none (not running, or a runtime without processes). Kernel
+    /// tracing reads the container's cgroup and namespaces through it.
+    fn container_pid(&self, id: String) -> BoxFuture<'_, Result<Option<u32>>> {
+        let _ = id;
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// The labels of a container of `pod` (`container` is [`SANDBOX_NAME`] for

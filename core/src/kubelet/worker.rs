@@ -33,6 +33,12 @@ use crate::client::{Client, EventRecorder};
 /// How often a worker syncs without being told to.
 pub(crate) const RESYNC: Duration = Duration::from_secs(1);
 
+/// Set by the pod manager on its own copy of a static pod: the uid of the
+/// pod's live mirror pod in the API, where the worker reports the status. A
+/// new mirror (deleted by someone, or lost with the apiserver's data) gets
+/// the whole status again. Never written to the API.
+pub const ANNOTATION_MIRROR_UID: &str = "coxswain.io/mirror-uid";
+
 /// What every worker of one kubelet shares.
 pub struct NodeContext {
     pub node: String,
@@ -105,6 +111,12 @@ pub struct PodWorker {
     status: Option<PodStatus>,
     /// The status last written to the API.
     reported: Option<PodStatus>,
+    /// For a static pod, the mirror pod `reported` was written to.
+    reported_mirror: Option<String>,
+    /// Whether a sync listed the pod's containers yet: what the first
+    /// listing finds running was started before (by an earlier kubelet) and
+    /// is adopted as it is.
+    listed: bool,
 }
 
 impl PodWorker {
@@ -123,6 +135,8 @@ impl PodWorker {
             sandbox_ip: None,
             status: if from_api { initial.clone() } else { None },
             reported: if from_api { initial } else { None },
+            listed: false,
+            reported_mirror: None,
         }
     }
 
@@ -163,6 +177,14 @@ impl PodWorker {
                 return;
             }
         };
+        if !self.listed {
+            self.listed = true;
+            let running = containers.iter().filter(|c| c.state.is_running()).count();
+            if running > 0 {
+                tracing::info!(namespace = pod.namespace(), name = pod.name(), uid = %self.uid,
+                    running, "adopting the pod's running containers");
+            }
+        }
         let spec = pod.spec.clone().unwrap_or_default();
 
         if self.status.as_ref().is_some_and(status::is_terminal) {
@@ -504,6 +526,21 @@ impl PodWorker {
                     "creating an emptyDir volume failed");
             }
         }
+        if let Err(message) = prepare_host_paths(pod) {
+            tracing::warn!(uid = %self.uid, container = %name, message,
+                "a hostPath volume is not usable");
+            self.waiting.insert(
+                name.clone(),
+                Waiting {
+                    reason: "CreateContainerConfigError".into(),
+                    message: message.clone(),
+                },
+            );
+            let key = format!("hostpath/{name}/{message}");
+            self.warn_once(pod, &key, "Failed", &format!("Error: {message}"))
+                .await;
+            return;
+        }
         match runtime.run_container(spec).await {
             Ok(id) => {
                 tracing::debug!(uid = %self.uid, container = %name, container_id = %id,
@@ -664,15 +701,29 @@ impl PodWorker {
         let Some(client) = &self.ctx.client else {
             return;
         };
-        if self.reported.as_ref() == Some(&computed) {
+        let mut reported = self.reported.as_ref();
+        let mirror = pod.metadata.annotations.get(ANNOTATION_MIRROR_UID).cloned();
+        if is_static_pod(pod) {
+            if mirror.is_none() {
+                // No mirror pod yet: nothing to write the status to.
+                return;
+            }
+            if self.reported_mirror != mirror {
+                reported = None;
+            }
+        }
+        if reported == Some(&computed) {
             return;
         }
-        let patch = status_patch(self.reported.as_ref(), &computed, pod, &self.uid);
+        let patch = status_patch(reported, &computed, pod, &self.uid);
         match client
             .merge_patch_status::<Pod>(pod.namespace(), pod.name(), &patch)
             .await
         {
-            Ok(_) => self.reported = Some(computed),
+            Ok(_) => {
+                self.reported = Some(computed);
+                self.reported_mirror = mirror;
+            }
             // A static pod's mirror may not exist yet; a deleted pod is gone.
             Err(e) if e.is_not_found() || e.is_conflict() => {}
             Err(error) => tracing::warn!(namespace = pod.namespace(), name = pod.name(), %error,
@@ -744,6 +795,54 @@ fn empty_dirs(pod: &Pod, root_dir: &std::path::Path) -> Vec<PathBuf> {
         .filter(|v| v.empty_dir.is_some())
         .map(|v| empty_dir_path(root_dir, pod.metadata.uid(), &v.name))
         .collect()
+}
+
+/// Makes the pod's hostPath volumes match their `type`: `DirectoryOrCreate`
+/// and `FileOrCreate` create what is missing (a directory with its parents,
+/// an empty file); `Directory`, `File`, `Socket`, `CharDevice` and
+/// `BlockDevice` must already be there as such; no type checks nothing.
+/// The error is the message a user sees.
+pub(crate) fn prepare_host_paths(pod: &Pod) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
+
+    let Some(spec) = &pod.spec else {
+        return Ok(());
+    };
+    for volume in &spec.volumes {
+        let Some(host) = &volume.host_path else {
+            continue;
+        };
+        let path = std::path::Path::new(&host.path);
+        let kind = host.type_.as_deref().unwrap_or("");
+        let created = match kind {
+            "DirectoryOrCreate" => std::fs::create_dir_all(path),
+            "FileOrCreate" if !path.exists() => path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::File::create(path).map(drop)),
+            _ => Ok(()),
+        };
+        if let Err(error) = created {
+            return Err(format!("creating hostPath {}: {error}", host.path));
+        }
+        let file_type = std::fs::metadata(path).map(|m| m.file_type());
+        let fits = match kind {
+            "" => true,
+            "DirectoryOrCreate" | "Directory" => file_type.is_ok_and(|t| t.is_dir()),
+            "FileOrCreate" | "File" => file_type.is_ok_and(|t| t.is_file()),
+            "Socket" => file_type.is_ok_and(|t| t.is_socket()),
+            "CharDevice" => file_type.is_ok_and(|t| t.is_char_device()),
+            "BlockDevice" => file_type.is_ok_and(|t| t.is_block_device()),
+            other => return Err(format!("hostPath type {other:?} is not supported")),
+        };
+        if !fits {
+            return Err(format!(
+                "hostPath type check failed: {} is not a {kind}",
+                host.path
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn empty_dir_path(root_dir: &std::path::Path, uid: &str, volume: &str) -> PathBuf {
@@ -907,6 +1006,28 @@ mod tests {
                 .calls()
                 .iter()
                 .any(|c| matches!(c, Call::RunContainer(_) | Call::RunSandbox(_)))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_worker_adopts_the_containers_an_earlier_kubelet_started() {
+        let fake = FakeRuntime::with_images(&["coxswain/pause:0.1", "coxswain/web:0.1"]);
+        let pod = pod("Always", &["a", "b"]);
+        worker(&fake, &pod).sync(&pod).await;
+        let before = fake.all();
+
+        // A restarted kubelet: a fresh worker, the same containers.
+        fake.clear_calls();
+        let mut restarted = worker(&fake, &pod);
+        restarted.sync(&pod).await;
+        assert!(!fake.calls().iter().any(|c| matches!(
+            c,
+            Call::RunContainer(_) | Call::RunSandbox(_) | Call::Stop(..)
+        )));
+        assert_eq!(fake.all(), before);
+        assert_eq!(
+            restarted.status().unwrap().phase.as_deref(),
+            Some("Running")
         );
     }
 
@@ -1134,6 +1255,40 @@ mod tests {
             ]
         );
         assert_eq!((s.sandbox_id.as_str(), s.restart_count), ("sb1", 2));
+    }
+
+    fn with_host_path(path: &std::path::Path, kind: &str) -> Pod {
+        let mut p = pod("Always", &["web"]);
+        p.spec.as_mut().unwrap().volumes = vec![Volume {
+            name: "data".into(),
+            host_path: Some(HostPathVolumeSource {
+                path: path.display().to_string(),
+                type_: Some(kind.into()),
+            }),
+            ..Default::default()
+        }];
+        p
+    }
+
+    #[test]
+    fn host_paths_are_created_or_checked_as_their_type_says() {
+        let dir = std::env::temp_dir().join(format!("coxswain-hostpath-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+
+        let data = dir.join("data/nested");
+        prepare_host_paths(&with_host_path(&data, "DirectoryOrCreate")).unwrap();
+        assert!(data.is_dir());
+        let file = dir.join("files/state.txt");
+        prepare_host_paths(&with_host_path(&file, "FileOrCreate")).unwrap();
+        assert!(file.is_file());
+
+        prepare_host_paths(&with_host_path(&data, "Directory")).unwrap();
+        let error = prepare_host_paths(&with_host_path(&file, "Directory")).unwrap_err();
+        assert!(error.contains("is not a Directory"), "{error}");
+        let missing = dir.join("missing");
+        assert!(prepare_host_paths(&with_host_path(&missing, "File")).is_err());
+        assert!(!missing.exists(), "a checked type creates nothing");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -316,9 +316,10 @@ impl Scheduler {
         }
         tracing::warn!(namespace = pod.namespace(), name = pod.name(), %error,
             "binding failed, retrying");
-        if self.pending.contains_key(&key) {
-            self.queue.back_off(&key, Instant::now());
-        }
+        // Events of the pod that arrived during the bind were skipped (it was
+        // assumed), so the pod goes back to pending from here.
+        self.pending.entry(key.clone()).or_insert_with(|| Arc::clone(&pod));
+        self.queue.back_off(&key, Instant::now());
         if !error.is_conflict() {
             self.report_unschedulable(&key, &pod, format!("Binding rejected: {error}"));
         }

@@ -16,10 +16,22 @@
 //! watch event shares. Writes are async so that a durable backend can wait
 //! for its log to reach the disk before it acknowledges.
 
+#[cfg(test)]
+mod conformance;
+mod durable;
+mod lock;
 mod memory;
+mod snapshot;
+#[cfg(test)]
+mod testdir;
+mod wal;
 mod watch;
 
+pub use durable::{DurableOptions, DurableStore, OpenError};
+pub use lock::{DataDirLock, LockError};
 pub use memory::MemoryStore;
+pub use snapshot::SnapshotError;
+pub use wal::WalError;
 pub use watch::{WatchCursor, WatchLog};
 
 use std::fmt;
@@ -174,5 +186,60 @@ pub(crate) fn stamp_revision(object: &mut Value, revision: u64) {
                 Value::String(revision.to_string()),
             );
         }
+    }
+}
+
+/// Checks a write against the current state of its key and builds the record
+/// it leaves behind (for a delete: the last state, re-stamped), at
+/// `revision`. Every backend decides writes here, so they agree on
+/// preconditions.
+pub(crate) fn decide(
+    key: &Key,
+    op: WriteOp,
+    current: Option<&Record>,
+    revision: u64,
+) -> Result<(EventType, Record), StoreError> {
+    let check = |expected: Option<u64>, current: &Record| match expected {
+        Some(expected) if expected != current.revision => Err(StoreError::Conflict {
+            key: key.clone(),
+            expected,
+            current: current.revision,
+        }),
+        _ => Ok(()),
+    };
+    match op {
+        WriteOp::Create(object) => {
+            if current.is_some() {
+                return Err(StoreError::AlreadyExists(key.clone()));
+            }
+            Ok((EventType::Added, encode(key.clone(), revision, object)))
+        }
+        WriteOp::Update { expected, object } => {
+            let Some(current) = current else {
+                return Err(StoreError::NotFound(key.clone()));
+            };
+            check(expected, current)?;
+            Ok((EventType::Modified, encode(key.clone(), revision, object)))
+        }
+        WriteOp::Delete { expected } => {
+            let Some(current) = current else {
+                return Err(StoreError::NotFound(key.clone()));
+            };
+            check(expected, current)?;
+            let last = (*current.object).clone();
+            Ok((EventType::Deleted, encode(key.clone(), revision, last)))
+        }
+    }
+}
+
+/// Stamps the revision into the object and encodes its JSON once.
+pub(crate) fn encode(key: Key, revision: u64, mut object: Value) -> Record {
+    stamp_revision(&mut object, revision);
+    let json = Bytes::from(serde_json::to_vec(&object).expect("JSON values always encode"));
+    Record {
+        key,
+        revision,
+        object: Arc::new(object),
+        json,
     }
 }

@@ -18,16 +18,30 @@ pub struct WatchLog {
     /// Events in increasing revision order, at most `capacity` of them.
     events: Mutex<VecDeque<Event>>,
     capacity: usize,
+    /// Cursors may not start before this revision: the history before it
+    /// was lost (a restarted store starts with an empty log).
+    floor: u64,
     /// The newest appended revision; wakes sleeping cursors.
     latest: watch::Sender<u64>,
 }
 
 impl WatchLog {
     pub fn new(capacity: usize, revision: u64) -> Arc<WatchLog> {
+        WatchLog::with_floor(capacity, revision, 0)
+    }
+
+    /// A log for a store reopened at `revision`: the events up to it are not
+    /// retained, so a cursor from before it is expired at once.
+    pub fn resuming(capacity: usize, revision: u64) -> Arc<WatchLog> {
+        WatchLog::with_floor(capacity, revision, revision)
+    }
+
+    fn with_floor(capacity: usize, revision: u64, floor: u64) -> Arc<WatchLog> {
         let (latest, _) = watch::channel(revision);
         Arc::new(WatchLog {
             events: Mutex::new(VecDeque::new()),
             capacity,
+            floor,
             latest,
         })
     }
@@ -51,7 +65,7 @@ impl WatchLog {
         match events.front() {
             // Starting after (first - 1) still sees the first retained event.
             Some(first) if events.len() == self.capacity => first.record.revision - 1,
-            _ => 0,
+            _ => self.floor,
         }
     }
 

@@ -1,0 +1,242 @@
+//! Recovery of the durable store: restarts, torn tails, corrupt snapshots.
+
+use std::io::Write;
+
+use serde_json::json;
+
+use super::*;
+use crate::store::testdir::TestDir;
+
+fn pod(name: &str, n: u64) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": {"n": n}})
+}
+
+fn key(name: &str) -> Key {
+    Key::new("pods", "default", name)
+}
+
+fn all_pods(store: &DurableStore) -> Vec<(String, u64, Value)> {
+    let prefix = Prefix {
+        resource: "pods".into(),
+        namespace: None,
+    };
+    let listed = store.list(&prefix).records.into_iter();
+    listed
+        .map(|r| (r.key.name.clone(), r.revision, (*r.object).clone()))
+        .collect()
+}
+
+/// Creates `count` pods, updates every third and deletes every fifth.
+async fn churn(store: &DurableStore, from: u64, count: u64) {
+    for i in from..from + count {
+        let name = format!("p{i}");
+        store
+            .write(key(&name), WriteOp::Create(pod(&name, i)))
+            .await
+            .unwrap();
+        if i % 3 == 0 {
+            let op = WriteOp::Update {
+                expected: None,
+                object: pod(&name, i + 1000),
+            };
+            store.write(key(&name), op).await.unwrap();
+        }
+        if i % 5 == 0 {
+            let op = WriteOp::Delete { expected: None };
+            store.write(key(&name), op).await.unwrap();
+        }
+    }
+}
+
+fn quiet() -> DurableOptions {
+    DurableOptions {
+        snapshot_every: u64::MAX,
+        ..DurableOptions::default()
+    }
+}
+
+fn files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut found: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .collect();
+    found.sort();
+    found
+}
+
+#[tokio::test]
+async fn acknowledged_writes_come_back_from_the_log_alone() {
+    let dir = TestDir::new("durable-log");
+    let store = DurableStore::open_with(dir.path(), quiet()).unwrap();
+    churn(&store, 0, 50).await;
+    let (before, revision) = (all_pods(&store), store.revision());
+    store.stop_without_snapshot().await;
+    drop(store);
+    assert!(files(dir.path(), "snapshot-").is_empty());
+
+    let store = DurableStore::open_with(dir.path(), quiet()).unwrap();
+    assert_eq!(all_pods(&store), before);
+    assert_eq!(store.revision(), revision);
+    let next = store
+        .write(key("new"), WriteOp::Create(pod("new", 0)))
+        .await;
+    assert_eq!(next.unwrap().revision, revision + 1);
+}
+
+#[tokio::test]
+async fn a_snapshot_and_the_log_after_it_restore_the_state_together() {
+    let dir = TestDir::new("durable-snap");
+    let store = DurableStore::open_with(dir.path(), quiet()).unwrap();
+    churn(&store, 0, 40).await;
+    let covered = store.snapshot().await.unwrap();
+    assert_eq!(covered, store.revision());
+    churn(&store, 40, 40).await;
+    let (before, revision) = (all_pods(&store), store.revision());
+    store.stop_without_snapshot().await;
+    drop(store);
+
+    let store = DurableStore::open_with(dir.path(), quiet()).unwrap();
+    assert_eq!(all_pods(&store), before);
+    assert_eq!(store.revision(), revision);
+}
+
+#[tokio::test]
+async fn a_clean_close_leaves_one_snapshot_and_removes_the_log_it_covers() {
+    let dir = TestDir::new("durable-close");
+    let store = DurableStore::open_with(dir.path(), quiet()).unwrap();
+    churn(&store, 0, 30).await;
+    let before = all_pods(&store);
+    store.close().await.unwrap();
+    let refused = store
+        .write(key("late"), WriteOp::Create(pod("late", 0)))
+        .await;
+    assert!(matches!(refused, Err(StoreError::Unavailable(_))));
+    drop(store);
+    assert_eq!(files(dir.path(), "snapshot-").len(), 1);
+    // Only the fresh, empty segment after the snapshot is left.
+    let segments = files(dir.path(), "wal-");
+    assert_eq!(segments.len(), 1);
+    assert_eq!(std::fs::metadata(&segments[0]).unwrap().len(), 0);
+
+    let store = DurableStore::open_with(dir.path(), quiet()).unwrap();
+    assert_eq!(all_pods(&store), before);
+}
+
+#[tokio::test]
+async fn background_snapshots_bound_the_log_and_lose_nothing() {
+    let dir = TestDir::new("durable-background");
+    let options = DurableOptions {
+        snapshot_every: 25,
+        segment_bytes: 4096,
+        ..DurableOptions::default()
+    };
+    let store = DurableStore::open_with(dir.path(), options.clone()).unwrap();
+    churn(&store, 0, 300).await;
+    let (before, revision) = (all_pods(&store), store.revision());
+    store.stop_without_snapshot().await;
+    drop(store);
+    assert!(files(dir.path(), "snapshot-").len() <= 2);
+
+    let store = DurableStore::open_with(dir.path(), options).unwrap();
+    assert_eq!(all_pods(&store), before);
+    assert_eq!(store.revision(), revision);
+}
+
+#[tokio::test]
+async fn a_torn_log_tail_is_cut_at_the_last_whole_record() {
+    let dir = TestDir::new("durable-torn");
+    let store = DurableStore::open_with(dir.path(), quiet()).unwrap();
+    churn(&store, 0, 20).await;
+    let (before, revision) = (all_pods(&store), store.revision());
+    store.stop_without_snapshot().await;
+    drop(store);
+
+    // Half a frame of a write that was never acknowledged.
+    let mut frame = Vec::new();
+    let entry = WalEntry {
+        revision: revision + 1,
+        resource: "pods".into(),
+        namespace: "default".into(),
+        name: "half".into(),
+        deleted: false,
+        json: br#"{"metadata":{"name":"half"}}"#.to_vec(),
+    };
+    wal::encode_frame(&entry, &mut frame);
+    let segment = files(dir.path(), "wal-").pop().unwrap();
+    let whole = std::fs::metadata(&segment).unwrap().len();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&segment)
+        .unwrap();
+    file.write_all(&frame[..frame.len() / 2]).unwrap();
+    drop(file);
+
+    let store = DurableStore::open_with(dir.path(), quiet()).unwrap();
+    assert_eq!(all_pods(&store), before);
+    assert_eq!(store.revision(), revision);
+    assert_eq!(std::fs::metadata(&segment).unwrap().len(), whole);
+    // The revision of the cut write is handed out again, to a new write.
+    let next = store
+        .write(key("after"), WriteOp::Create(pod("after", 0)))
+        .await;
+    assert_eq!(next.unwrap().revision, revision + 1);
+    store.stop_without_snapshot().await;
+    drop(store);
+    let store = DurableStore::open_with(dir.path(), quiet()).unwrap();
+    assert!(store.get(&key("after")).is_some());
+    assert!(store.get(&key("half")).is_none());
+}
+
+#[tokio::test]
+async fn a_corrupt_snapshot_is_refused_with_an_error() {
+    let dir = TestDir::new("durable-corrupt");
+    let store = DurableStore::open_with(dir.path(), quiet()).unwrap();
+    churn(&store, 0, 20).await;
+    store.close().await.unwrap();
+    drop(store);
+
+    let snapshot = files(dir.path(), "snapshot-").pop().unwrap();
+    let mut bytes = std::fs::read(&snapshot).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&snapshot, &bytes).unwrap();
+    let opened = DurableStore::open_with(dir.path(), quiet());
+    assert!(matches!(
+        opened,
+        Err(OpenError::Snapshot(SnapshotError::Corrupt { .. }))
+    ));
+}
+
+#[tokio::test]
+async fn a_second_store_on_the_same_directory_is_refused() {
+    let dir = TestDir::new("durable-lock");
+    let _store = DurableStore::open_with(dir.path(), quiet()).unwrap();
+    let second = DurableStore::open_with(dir.path(), quiet());
+    assert!(matches!(
+        second,
+        Err(OpenError::Lock(LockError::Held { .. }))
+    ));
+}
+
+#[tokio::test]
+async fn a_watch_from_before_a_restart_is_expired() {
+    let dir = TestDir::new("durable-watch");
+    let store = DurableStore::open_with(dir.path(), quiet()).unwrap();
+    churn(&store, 0, 5).await;
+    let revision = store.revision();
+    drop(store);
+    let store = DurableStore::open_with(dir.path(), quiet()).unwrap();
+    assert!(matches!(
+        store.watch(revision - 1),
+        Err(StoreError::Expired { .. })
+    ));
+    let mut cursor = store.watch(revision).unwrap();
+    store
+        .write(key("new"), WriteOp::Create(pod("new", 0)))
+        .await
+        .unwrap();
+    let batch = cursor.next_batch().await.unwrap();
+    assert_eq!(batch[0].record.revision, revision + 1);
+}
