@@ -514,6 +514,24 @@ fn the_bottom_up_path_runs_each_component_as_a_static_pod() {
         assert_eq!(row[0][2], "Running", "{pods}");
     }
 
+    // The API server's container stopped: the kubelet starts it again, and
+    // its store, on the hostPath, still holds the cluster.
+    let (before, _) = walk.kubectl_ok(&["get", "pods", "-o", "name"]);
+    let current = walk.running_pod("kube-apiserver", 1).unwrap();
+    let stopped = Command::new("docker")
+        .args(["stop", &current[1].id])
+        .output()
+        .unwrap();
+    assert!(stopped.status.success());
+    walk.wait_for("the API server to be restarted and answer", 60, || {
+        let running = walk.running_pod("kube-apiserver", 1)?;
+        let out = walk.kubectl(&["get", "pods", "-o", "name"]);
+        (running[1].id != current[1].id && out.status.success())
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+    let (after, _) = walk.kubectl_ok(&["get", "pods", "-o", "name"]);
+    assert_eq!(before, after, "the store kept the pods");
+
     // Mirror pods follow the files: removing one removes its pod.
     std::fs::remove_file(walk.manifests().join("01-simple-web-pod.yml")).unwrap();
     walk.wait_for("the web pod and its mirror to go", 60, || {

@@ -138,7 +138,10 @@ async fn check_after_restart(client: &Client, ledger: &mut Ledger, round: usize)
     for lease in &list.items {
         let name = lease.metadata.name.clone().unwrap();
         let rv = resource_version(lease);
-        assert!(versions.insert(rv), "round {round}: revision {rv} is used twice");
+        assert!(
+            versions.insert(rv),
+            "round {round}: revision {rv} is used twice"
+        );
         let holder = lease.spec.as_ref().and_then(|s| s.holder_identity.clone());
         assert_eq!(
             holder.as_deref(),
@@ -233,18 +236,28 @@ fn acknowledged_writes_survive_sigkill_at_random_moments() {
         std::thread::sleep(Duration::from_millis(50 + rng.below(500)));
         server.kill();
         for writer in writers {
-            runtime.block_on(writer).expect("a writer failed its checks");
+            runtime
+                .block_on(writer)
+                .expect("a writer failed its checks");
         }
     }
 
     // A last restart, a check, and a clean stop that leaves a snapshot.
     let server = Apiserver::start(&dir, ROUNDS);
     let client = Client::from_kubeconfig(&server.kubeconfig).unwrap();
-    runtime.block_on(check_after_restart(&client, &mut ledger.lock().unwrap(), ROUNDS));
+    runtime.block_on(check_after_restart(
+        &client,
+        &mut ledger.lock().unwrap(),
+        ROUNDS,
+    ));
     server.terminate();
     let server = Apiserver::start(&dir, ROUNDS + 1);
     let client = Client::from_kubeconfig(&server.kubeconfig).unwrap();
-    runtime.block_on(check_after_restart(&client, &mut ledger.lock().unwrap(), ROUNDS + 1));
+    runtime.block_on(check_after_restart(
+        &client,
+        &mut ledger.lock().unwrap(),
+        ROUNDS + 1,
+    ));
     server.terminate();
 
     let ledger = ledger.lock().unwrap();

@@ -38,10 +38,8 @@ struct BenchDir(PathBuf);
 
 impl BenchDir {
     fn new(label: &str) -> BenchDir {
-        let path = std::env::temp_dir().join(format!(
-            "coxswain-bench-{label}-{}",
-            std::process::id()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("coxswain-bench-{label}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).unwrap();
         BenchDir(path)

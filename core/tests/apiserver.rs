@@ -498,3 +498,15 @@ async fn tables_carry_the_upstream_pod_columns() {
     assert_eq!(table["rows"][0]["cells"][2], "Pending");
     assert_eq!(table["rows"][0]["object"]["kind"], "PartialObjectMetadata");
 }
+
+#[tokio::test]
+async fn a_watch_from_a_revision_the_store_never_reached_is_gone() {
+    let server = start().await;
+    let error = server
+        .client
+        .watch::<Pod>("default", &ListParams::default(), "999999", 5)
+        .await
+        .err()
+        .expect("the watch is refused");
+    assert!(error.is_gone(), "{error}");
+}

@@ -27,12 +27,19 @@ pub fn cgroup2_mount() -> Option<PathBuf> {
     })
 }
 
+/// The cgroup v2 path of process `pid` (`/system.slice/...`, relative to
+/// the cgroup2 mount); `None` when the process is gone.
+pub fn cgroup_path_of_pid(pid: u32) -> Option<String> {
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let path = cgroups.lines().find_map(|line| line.strip_prefix("0::"))?;
+    Some(path.trim().to_owned())
+}
+
 /// The cgroup v2 id of process `pid`: the inode of its directory in the
 /// cgroup2 tree; `None` without a cgroup2 mount or when the process is gone.
 pub fn cgroup_id_of_pid(pid: u32) -> Option<u64> {
     let mount = cgroup2_mount()?;
-    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    let path = cgroups.lines().find_map(|line| line.strip_prefix("0::"))?;
+    let path = cgroup_path_of_pid(pid)?;
     let dir = mount.join(path.trim_start_matches('/'));
     let id = std::fs::metadata(dir).ok()?.ino();
     // The root cgroup says nothing about a container.

@@ -83,7 +83,9 @@ impl Etcd {
             .arg(format!("--listen-client-urls=http://{client_address}"))
             .arg(format!("--advertise-client-urls=http://{client_address}"))
             .arg(format!("--listen-peer-urls=http://{peer_address}"))
-            .arg(format!("--initial-advertise-peer-urls=http://{peer_address}"))
+            .arg(format!(
+                "--initial-advertise-peer-urls=http://{peer_address}"
+            ))
             .arg(format!("--initial-cluster=bench=http://{peer_address}"))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?);

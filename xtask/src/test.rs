@@ -1,13 +1,15 @@
 //! `cargo xtask test`: every test, end-to-end tests included.
 //!
 //! Sets up what the end-to-end tests in `tests/` need (a Docker engine, the
-//! images, kubectl v1.35, a built `coxswain`), then runs
+//! images, kubectl v1.35, a built `coxswain`, Debian's `chromium` for the
+//! trace viewer's browser test), then runs
 //! `cargo test --workspace --no-fail-fast` plus the arguments given after
 //! `--`, with these environment variables:
 //!
 //! * `COXSWAIN_E2E=1`: the end-to-end tests may run (without it they skip);
 //! * `COXSWAIN_KUBECTL`: the absolute path of kubectl v1.35;
-//! * `COXSWAIN_BIN`: the absolute path of the `coxswain` binary.
+//! * `COXSWAIN_BIN`: the absolute path of the `coxswain` binary;
+//! * `COXSWAIN_CHROMIUM`: the absolute path of the headless browser.
 //!
 //! The test output passes through unchanged. At the end, one line on stdout
 //! sums every test binary's result line: `N passed, M failed`. The command
@@ -19,7 +21,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
-use crate::{docker, exec, images, kubectl, run, workspace};
+use crate::{apt, docker, exec, host, images, kubectl, run, workspace};
 
 /// Options of `cargo xtask test`.
 #[derive(clap::Args)]
@@ -35,6 +37,10 @@ pub fn main(options: Options) -> Result<()> {
     images::ensure(false)?;
     let kubectl = kubectl::kubectl_path()?;
     let coxswain = run::build_coxswain(false)?;
+    if host::which("chromium").is_none() {
+        apt::ensure(&["chromium"])?;
+    }
+    let chromium = host::which("chromium").context("chromium is not on PATH after installing")?;
 
     let mut test = Command::new(workspace::cargo());
     test.args(["test", "--workspace", "--no-fail-fast"])
@@ -42,6 +48,7 @@ pub fn main(options: Options) -> Result<()> {
         .env("COXSWAIN_E2E", "1")
         .env("COXSWAIN_KUBECTL", &kubectl)
         .env("COXSWAIN_BIN", &coxswain)
+        .env("COXSWAIN_CHROMIUM", &chromium)
         .current_dir(workspace::root())
         .stdout(Stdio::piped());
     let line = exec::echo(&test);

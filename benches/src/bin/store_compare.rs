@@ -170,7 +170,11 @@ async fn compare(etcd_url: &str, dir: PathBuf) -> Result<Vec<Row>> {
     let etcd_range = run(1, 20, move |_| {
         let mut e = e.clone();
         async move {
-            let (mut start, end, mut count) = ("/registry/pods/default/".to_owned(), "/registry/pods/default0", 0);
+            let (mut start, end, mut count) = (
+                "/registry/pods/default/".to_owned(),
+                "/registry/pods/default0",
+                0,
+            );
             loop {
                 let options = GetOptions::new().with_range(end).with_limit(ETCD_PAGE);
                 let page = e.get(start.clone(), Some(options)).await?;
@@ -296,7 +300,9 @@ async fn main() -> Result<()> {
             .position(|a| a == name)
             .and_then(|i| args.get(i + 1))
             .cloned()
-            .ok_or_else(|| format!("usage: store-compare --etcd URL --data-dir DIR (missing {name})"))
+            .ok_or_else(|| {
+                format!("usage: store-compare --etcd URL --data-dir DIR (missing {name})")
+            })
     };
     let etcd = arg("--etcd")?;
     let dir = PathBuf::from(arg("--data-dir")?);
@@ -307,7 +313,10 @@ async fn main() -> Result<()> {
     eprintln!("store-compare: memory and cold start with 100k records");
     let (per_record, json_len, cold) = memory_and_cold_start(dir.join("memory")).await?;
 
-    println!("{:<26} {:>14} {:>14} {:>8}", "operation (ops/s)", "etcd", "coxswain", "ratio");
+    println!(
+        "{:<26} {:>14} {:>14} {:>8}",
+        "operation (ops/s)", "etcd", "coxswain", "ratio"
+    );
     for row in &rows {
         println!(
             "{:<26} {:>14.0} {:>14.0} {:>7.1}x",
@@ -317,13 +326,19 @@ async fn main() -> Result<()> {
             row.coxswain / row.etcd
         );
     }
-    println!("coxswain watch p99, 1000 watchers: {:.2} ms", p99.as_secs_f64() * 1e3);
+    println!(
+        "coxswain watch p99, 1000 watchers: {:.2} ms",
+        p99.as_secs_f64() * 1e3
+    );
     println!(
         "coxswain memory: {:.1} KiB RSS per record of {json_len} B JSON; 1M records ≈ {:.2} GiB",
         per_record / 1024.0,
         per_record * 1e6 / (1u64 << 30) as f64
     );
-    println!("coxswain cold start of 100k records: {} ms", cold.as_millis());
+    println!(
+        "coxswain cold start of 100k records: {} ms",
+        cold.as_millis()
+    );
     let ratio = |op: &str| {
         rows.iter()
             .find(|r| r.operation.starts_with(op))

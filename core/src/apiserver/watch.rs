@@ -129,8 +129,17 @@ pub async fn watch(state: Arc<ApiState>, call: &Call, filter: Filter) -> ApiResu
         }
         snapshot.revision
     } else {
-        rv.parse::<u64>()
-            .map_err(|_| ApiError::BadRequest(format!("invalid resource version: {rv}")))?
+        let requested = rv
+            .parse::<u64>()
+            .map_err(|_| ApiError::BadRequest(format!("invalid resource version: {rv}")))?;
+        // A revision this store never reached (it restarted without its
+        // history): the client's cache is from another life, so make it
+        // re-list rather than resume.
+        let current = state.store.revision();
+        if requested > current {
+            return Err(ApiError::Expired { requested, oldest: current });
+        }
+        requested
     };
 
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::convert::Infallible>>(64);

@@ -5,6 +5,9 @@
 //! sleeps on a revision signal when it has caught up. The log keeps a bounded
 //! window of events; a cursor that falls behind that window gets
 //! [`StoreError::Expired`], which the apiserver turns into `410 Gone`.
+//!
+//! Hot path: every watcher reads every event, so events are shared
+//! (`Arc<Event>`): a read copies pointers, never keys or objects.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -16,7 +19,7 @@ use super::{Event, StoreError};
 /// Bounded, ordered history of changes.
 pub struct WatchLog {
     /// Events in increasing revision order, at most `capacity` of them.
-    events: Mutex<VecDeque<Event>>,
+    events: Mutex<VecDeque<Arc<Event>>>,
     capacity: usize,
     /// Cursors may not start before this revision: the history before it
     /// was lost (a restarted store starts with an empty log).
@@ -54,7 +57,7 @@ impl WatchLog {
             if events.len() == self.capacity {
                 events.pop_front();
             }
-            events.push_back(event);
+            events.push_back(Arc::new(event));
         }
         self.latest.send_replace(revision);
     }
@@ -85,7 +88,7 @@ impl WatchLog {
         })
     }
 
-    fn read_after(&self, after: u64, max: usize) -> Result<Vec<Event>, StoreError> {
+    fn read_after(&self, after: u64, max: usize) -> Result<Vec<Arc<Event>>, StoreError> {
         let events = self.events.lock().expect("watch log poisoned");
         if let Some(first) = events.front() {
             if events.len() == self.capacity && after + 1 < first.record.revision {
@@ -116,7 +119,7 @@ impl WatchCursor {
 
     /// Waits for the next events after the cursor and returns them in order.
     /// Fails with `Expired` when the cursor fell out of the retained window.
-    pub async fn next_batch(&mut self) -> Result<Vec<Event>, StoreError> {
+    pub async fn next_batch(&mut self) -> Result<Vec<Arc<Event>>, StoreError> {
         loop {
             let batch = self.log.read_after(self.after, 512)?;
             if let Some(last) = batch.last() {

@@ -8,6 +8,12 @@
 //! * `GET /trace/events`: the node's recent events as JSON lines; with
 //!   `follow=1` the stream stays open and carries new events as they are
 //!   attributed; `pod=namespace/name` keeps one pod's.
+//! * `GET /trace/view/{namespace}/{name}`: the trace viewer, one HTML page
+//!   with its script and style inline (`viewer.html`). It fetches the pod's
+//!   report with a relative URL, and the pod and its Events from the
+//!   apiserver it was reached through, so it works behind the apiserver's
+//!   node proxy; opened from the agent directly it shows the kernel side
+//!   only.
 
 use std::sync::Arc;
 
@@ -57,6 +63,7 @@ pub fn routes(hub: Arc<TraceHub>, token: &str, node: &str) -> Router {
         .route("/trace/status", get(status))
         .route("/trace/pods/{namespace}/{name}", get(pod))
         .route("/trace/events", get(events))
+        .route("/trace/view/{namespace}/{name}", get(view))
         .with_state(state)
 }
 
@@ -109,6 +116,23 @@ async fn pod(
         )
             .into_response(),
     }
+}
+
+/// The viewer page; the same for every pod (it reads which from its URL).
+const VIEWER: &str = include_str!("viewer.html");
+
+async fn view(State(state): State<AgentTrace>, headers: HeaderMap) -> Response {
+    if !authorized(&headers, &state.token) {
+        return refuse();
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        VIEWER,
+    )
+        .into_response()
 }
 
 async fn events(

@@ -6,28 +6,44 @@
 //! the hub each one's first process ([`TraceHub::register_container`]); the
 //! hub puts that process's cgroup id and namespace inodes in the probes'
 //! maps and attributes events by, in order: cgroup id, process (and the
-//! runtime processes that forked it), mount namespace, network namespace.
-//! Events that arrive before their container is registered are held for
-//! [`PENDING_FOR`] and attributed when it lands; only what nobody claims by
-//! then goes to the node stream unattributed. Histories are bounded
+//! runtime processes that forked it), mount namespace. Events that arrive
+//! before their container is registered are held for [`PENDING_FOR`] and
+//! attributed when it lands. The network namespace names the pod but not
+//! the container (every container joins the sandbox's), so an event known
+//! only by it is held too, and goes to the sandbox only if no container
+//! claims it in that time; what nobody claims goes to the node stream
+//! unattributed. Histories are bounded
 //! ([`POD_HISTORY`] events per pod, [`PODS_KEPT`] pods).
 //!
-//! Without probes the hub says why once and serves empty histories.
+//! The hub also keeps the kernel's record of how each container ended and,
+//! once a pod is removed, whether any of its processes still run (see
+//! `kernel.rs`).
+//!
+//! Without probes the hub says why once and serves histories without kernel
+//! events (the containers' namespaces are still read from `/proc`).
 //! Files: `runtime.rs` (the runtime decorator that registers containers),
-//! `agent.rs` (the node agent's `/trace` routes), `export.rs` (Chrome trace
-//! event JSON), `remote.rs` (reading traces through the apiserver).
+//! `agent.rs` (the node agent's `/trace` routes), `viewer.html` (the trace
+//! viewer page the agent serves), `export.rs` (Chrome trace event JSON),
+//! `remote.rs` (reading traces through the apiserver), `serve.rs` (the
+//! loopback proxy a browser opens the viewer through), `kernel.rs`
+//! (kernel-checked container status).
 
 pub mod agent;
 pub mod export;
+pub mod kernel;
 pub mod remote;
 pub mod runtime;
+pub mod serve;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use coxswain_ebpf::{EventKind, Namespaces, TraceEvent};
-use coxswain_ebpf::{ProbeControl, Probes, RuntimeWindow, host};
+/// The loader and `/proc` readers, for tools that drive the probes
+/// themselves (the probe overhead benchmark).
+pub use coxswain_ebpf::{ProbeControl, Probes, host};
+use coxswain_ebpf::RuntimeWindow;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 
@@ -64,6 +80,15 @@ pub struct ContainerRecord {
     pub namespaces: Namespaces,
     /// When it was registered, Unix nanoseconds.
     pub registered_ns: u64,
+    /// Its cgroup v2 path, relative to the cgroup2 mount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_path: Option<String>,
+    /// How its first process ended, as the kernel reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<kernel::KernelExit>,
+    /// Its processes the kernel killed for lack of memory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub oom_kills: Vec<kernel::OomKill>,
 }
 
 /// What the hub knows of one pod: its containers and kernel events.
@@ -73,6 +98,12 @@ pub struct PodTrace {
     pub uid: String,
     pub containers: Vec<ContainerRecord>,
     pub events: Vec<TraceEvent>,
+    /// When the kubelet removed the pod's sandbox, Unix nanoseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_ns: Option<u64>,
+    /// Processes of its containers still running after it was removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leftovers: Vec<kernel::Leftover>,
 }
 
 /// Whether kernel events are collected on this node, and their loss.
@@ -212,6 +243,9 @@ impl TraceHub {
             cgroup_id,
             namespaces,
             registered_ns: now_ns(),
+            cgroup_path: host::cgroup_path_of_pid(pid),
+            exit: None,
+            oom_kills: Vec::new(),
         };
         self.add_container(pod, record);
     }
@@ -256,7 +290,7 @@ impl TraceHub {
         // Held events this registration explains.
         let pending = std::mem::take(&mut state.pending);
         for (since, event) in pending {
-            match state.owner_of(&event) {
+            match state.sure_owner_of(&event) {
                 Some(owner) => self.record(&mut state, event, Some(owner)),
                 None => state.pending.push_back((since, event)),
             }
@@ -264,18 +298,23 @@ impl TraceHub {
     }
 
     /// Stops watching a removed container's identifiers (namespace inodes
-    /// are reused soon after); its history stays.
-    pub fn container_removed(&self, container_id: &str) {
+    /// are reused soon after); its history stays. When the container was a
+    /// pod's sandbox, the pod is gone: notes when, and returns its uid for
+    /// [`TraceHub::check_leftovers`].
+    pub fn container_removed(&self, container_id: &str) -> Option<String> {
         let mut state = self.state.lock().expect("trace state lock");
-        let found = state.pods.values().find_map(|p| {
-            p.containers
+        let found = state.pods.values_mut().find_map(|p| {
+            let record = p
+                .containers
                 .iter()
                 .find(|c| c.container_id == container_id)
-                .cloned()
+                .cloned()?;
+            if record.container == SANDBOX_NAME {
+                p.removed_ns = Some(now_ns());
+            }
+            Some((p.uid.clone(), record))
         });
-        let Some(record) = found else {
-            return;
-        };
+        let (uid, record) = found?;
         if let Some(id) = record.cgroup_id {
             state.by_cgroup.remove(&id);
         }
@@ -294,6 +333,37 @@ impl TraceHub {
                 control.forget_namespace(record.namespaces.net);
             }
         }
+        (record.container == SANDBOX_NAME).then_some(uid)
+    }
+
+    /// Lists (and keeps in the pod's trace) the processes of removed pod
+    /// `uid` that still run, logging each; see [`kernel::leftovers`].
+    pub fn check_leftovers(&self, uid: &str) -> Vec<kernel::Leftover> {
+        let state = self.state.lock().expect("trace state lock");
+        let Some(trace) = state.pods.get(uid) else {
+            return Vec::new();
+        };
+        let containers = trace.containers.clone();
+        let pod = trace.pod.clone();
+        let tracked: Vec<u32> = state
+            .by_tgid
+            .iter()
+            .filter(|(_, owner)| owner.uid == uid)
+            .map(|(tgid, _)| *tgid)
+            .collect();
+        drop(state);
+
+        let found = kernel::leftovers(host::cgroup2_mount().as_deref(), &containers, &tracked);
+        for leftover in &found {
+            tracing::warn!(pod = %pod, uid, container = %leftover.container,
+                container_id = %leftover.container_id, pid = leftover.pid, comm = %leftover.comm,
+                "a process of a removed pod still runs");
+        }
+        let mut state = self.state.lock().expect("trace state lock");
+        if let Some(trace) = state.pods.get_mut(uid) {
+            trace.leftovers = found.clone();
+        }
+        found
     }
 
     /// Attributes one event, or holds it for its container.
@@ -307,7 +377,7 @@ impl TraceHub {
             }
             state.parents.insert(event.tgid, (parent, comm));
         }
-        let owner = state.owner_of(&event);
+        let owner = state.sure_owner_of(&event);
         match owner {
             Some(owner) => {
                 if event.kind == EventKind::Fork {
@@ -332,7 +402,8 @@ impl TraceHub {
                 break;
             }
             let (_, event) = state.pending.pop_front().expect("a front element");
-            self.record(state, event, None);
+            let owner = state.net_owner_of(&event);
+            self.record(state, event, owner);
         }
     }
 
@@ -342,6 +413,7 @@ impl TraceHub {
             event.pod_uid = Some(owner.uid.clone());
             event.container = Some(owner.container.clone());
             let trace = state.pod_entry(owner);
+            kernel::note(trace, &owner.container, &event);
             if trace.events.len() >= POD_HISTORY {
                 trace.events.remove(0);
             }
@@ -397,7 +469,8 @@ impl TraceHub {
 }
 
 impl State {
-    fn owner_of(&self, event: &TraceEvent) -> Option<Owner> {
+    /// The owner by cgroup, process or mount namespace: the container.
+    fn sure_owner_of(&self, event: &TraceEvent) -> Option<Owner> {
         let ns = &event.namespaces;
         let by_cgroup = match event.kind {
             // The cgroup of a cgroup event is the new or removed one.
@@ -407,8 +480,13 @@ impl State {
         by_cgroup
             .or_else(|| self.by_tgid.get(&event.tgid))
             .or_else(|| self.by_mnt.get(&ns.mnt))
-            .or_else(|| self.by_net.get(&ns.net))
             .cloned()
+    }
+
+    /// The sandbox owning the event's network namespace: the pod, when no
+    /// container claimed the event.
+    fn net_owner_of(&self, event: &TraceEvent) -> Option<Owner> {
+        self.by_net.get(&event.namespaces.net).cloned()
     }
 
     fn pod_entry(&mut self, owner: &Owner) -> &mut PodTrace {

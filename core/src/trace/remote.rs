@@ -29,6 +29,12 @@ pub enum RemoteError {
     Status { code: StatusCode, message: String },
     #[error("decoding a trace failed")]
     Decode(#[from] serde_json::Error),
+    #[error("listening on {address} failed")]
+    Listen {
+        address: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A reader of node traces through the apiserver.
@@ -48,9 +54,14 @@ impl TraceClient {
         })
     }
 
+    /// The Pod object, as the kubelet last reported its status.
+    pub async fn pod(&self, namespace: &str, name: &str) -> Result<Pod, RemoteError> {
+        Ok(self.client.get(namespace, name).await?)
+    }
+
     /// The node pod `namespace/name` is bound to.
     pub async fn node_of(&self, namespace: &str, name: &str) -> Result<String, RemoteError> {
-        let pod: Pod = self.client.get(namespace, name).await?;
+        let pod = self.pod(namespace, name).await?;
         pod.spec
             .and_then(|s| s.node_name)
             .filter(|n| !n.is_empty())
@@ -68,6 +79,17 @@ impl TraceClient {
     /// The pod's trace as its node agent keeps it.
     pub async fn pod_report(&self, namespace: &str, name: &str) -> Result<PodReport, RemoteError> {
         let node = self.node_of(namespace, name).await?;
+        self.pod_report_on(&node, namespace, name).await
+    }
+
+    /// The pod's trace as `node`'s agent keeps it, also once the pod is gone
+    /// from the API.
+    pub async fn pod_report_on(
+        &self,
+        node: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<PodReport, RemoteError> {
         let path = format!("/api/v1/nodes/{node}/proxy/trace/pods/{namespace}/{name}");
         let body = self.get(&path).await?.collect().await;
         let bytes = body

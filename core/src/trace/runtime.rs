@@ -4,7 +4,9 @@
 //! Creation runs inside the probes' runtime window, so runc's unshare and
 //! setns calls are seen; as soon as the engine answers, the container's
 //! first process is registered, and the events held until then are
-//! attributed. Removing a container makes the hub forget its identifiers.
+//! attributed. Removing a container makes the hub forget its identifiers;
+//! removing a sandbox also makes it look, a second later, for the pod's
+//! processes that still run.
 //! Every other call goes straight to the inner runtime.
 
 use std::sync::Arc;
@@ -15,6 +17,9 @@ use crate::kubelet::runtime::{
     BoxFuture, ContainerInfo, ContainerSpec, LogOptions, LogStream, PodRef, Result, Runtime,
     SANDBOX_NAME, SandboxSpec,
 };
+
+/// How long after a pod's sandbox is removed its leftovers are looked for.
+const LEFTOVER_CHECK_AFTER: Duration = Duration::from_secs(1);
 
 /// A runtime decorated with kernel tracing.
 pub struct TracedRuntime {
@@ -86,7 +91,15 @@ impl Runtime for TracedRuntime {
     fn remove_container(&self, id: String) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             let result = self.inner.remove_container(id.clone()).await;
-            self.hub.container_removed(&id);
+            if let Some(uid) = self.hub.container_removed(&id) {
+                // The pod is gone: once its processes have had a moment to
+                // be reaped, say whether any still run.
+                let hub = self.hub.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(LEFTOVER_CHECK_AFTER).await;
+                    hub.check_leftovers(&uid);
+                });
+            }
             result
         })
     }

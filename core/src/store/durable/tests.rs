@@ -1,6 +1,6 @@
 //! Recovery of the durable store: restarts, torn tails, corrupt snapshots.
 
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 
 use serde_json::json;
 
@@ -165,12 +165,13 @@ async fn a_torn_log_tail_is_cut_at_the_last_whole_record() {
     };
     wal::encode_frame(&entry, &mut frame);
     let segment = files(dir.path(), "wal-").pop().unwrap();
-    let whole = std::fs::metadata(&segment).unwrap().len();
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
+    let scanned = wal::scan_segment(&segment, |_| Ok::<_, ()>(()));
+    let whole = scanned.unwrap().unwrap().valid_len;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
         .open(&segment)
         .unwrap();
-    file.write_all(&frame[..frame.len() / 2]).unwrap();
+    file.write_all_at(&frame[..frame.len() / 2], whole).unwrap();
     drop(file);
 
     let store = DurableStore::open_with(dir.path(), quiet()).unwrap();
