@@ -24,7 +24,14 @@ fn a_small_load_runs_every_pod_and_writes_well_formed_reports() {
     let out = out_dir();
     let output = Command::new(env!("CARGO_BIN_EXE_coxswain"))
         .args(["load", "--nodes", NODES, "--pods", &PODS.to_string()])
-        .args(["--replicas", "50", "--progress", "never", "--timeout", "240"])
+        .args([
+            "--replicas",
+            "50",
+            "--progress",
+            "never",
+            "--timeout",
+            "240",
+        ])
         .args(["--churn", "scale,delete"])
         .arg("--out")
         .arg(&out)
@@ -38,7 +45,10 @@ fn a_small_load_runs_every_pod_and_writes_well_formed_reports() {
         "coxswain load failed ({}):\n{stdout}\n{stderr}",
         output.status
     );
-    assert!(stdout.contains("pods running"), "no summary table:\n{stdout}");
+    assert!(
+        stdout.contains("pods running"),
+        "no summary table:\n{stdout}"
+    );
 
     let text = std::fs::read_to_string(out.join("report.json")).expect("report.json written");
     let report: Value = serde_json::from_str(&text).expect("report.json is JSON");
@@ -48,7 +58,10 @@ fn a_small_load_runs_every_pod_and_writes_well_formed_reports() {
     assert!(report["seconds_to_all_running"].as_f64().unwrap() > 0.0);
     let startup = &report["startup_latency_ms"];
     for key in ["p50", "p90", "p99", "max"] {
-        assert!(startup[key].is_number(), "startup_latency_ms.{key}: {startup}");
+        assert!(
+            startup[key].is_number(),
+            "startup_latency_ms.{key}: {startup}"
+        );
     }
     assert!(startup["p50"].as_f64() <= startup["p99"].as_f64());
     assert!(startup["p99"].as_f64() <= startup["max"].as_f64());

@@ -71,7 +71,10 @@ impl Viewer {
             .read_line(&mut line)
             .unwrap();
         let url = line.trim().to_owned();
-        assert!(url.starts_with("http://127.0.0.1:"), "the URL line: {url:?}");
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "the URL line: {url:?}"
+        );
         Viewer { child, url }
     }
 
@@ -171,11 +174,18 @@ fn drawn_step<'a>(dom: &'a str, step: &str, container: Option<&str>) -> &'a str 
         .into_iter()
         .filter(|t| container.is_none() || attr(t, "data-container") == container)
         .collect();
-    assert_eq!(found.len(), 1, "one {step} step of {container:?}: {found:?}");
+    assert_eq!(
+        found.len(),
+        1,
+        "one {step} step of {container:?}: {found:?}"
+    );
     let tag = found[0];
     assert_eq!(attr(tag, "data-missing"), None, "{step} is drawn: {tag}");
     assert!(attr(tag, "data-time-ms").is_some(), "{tag}");
-    assert!(attr(tag, "data-raw").is_some(), "hovering shows the record: {tag}");
+    assert!(
+        attr(tag, "data-raw").is_some(),
+        "hovering shows the record: {tag}"
+    );
     tag
 }
 
@@ -250,8 +260,14 @@ fn the_viewer_draws_a_real_pods_waterfall_ledger_and_kernel_checked_status() {
     for container in ["web", "sidecar"] {
         let joined = drawn_step(&dom, "joined", Some(container));
         let exec = drawn_step(&dom, "exec", Some(container));
-        assert!(time_of(netns) <= time_of(joined), "{container} joins after netns");
-        assert!(time_of(joined) <= time_of(exec), "{container} joins, then execs");
+        assert!(
+            time_of(netns) <= time_of(joined),
+            "{container} joins after netns"
+        );
+        assert!(
+            time_of(joined) <= time_of(exec),
+            "{container} joins, then execs"
+        );
     }
 
     // The ledger: each container shares the pause container's network,
@@ -267,7 +283,11 @@ fn the_viewer_draws_a_real_pods_waterfall_ledger_and_kernel_checked_status() {
         }
     }
     assert_eq!(tags(&dom, "data-ebpf", "true").len(), 1, "probes are on");
-    assert_eq!(tags(&dom, "data-dropped", "0").len(), 1, "no event was lost");
+    assert_eq!(
+        tags(&dom, "data-dropped", "0").len(),
+        1,
+        "no event was lost"
+    );
 
     // The screenshot kept with the test output.
     let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e/trace-viewer.png");
@@ -321,8 +341,10 @@ fn the_viewer_draws_a_real_pods_waterfall_ledger_and_kernel_checked_status() {
     cluster.kubectl_ok(&["delete", "pod", "hog", "--grace-period=0"]);
     let node = cluster.node.clone();
     let after = cluster.wait_for("the leftover check of the removed pod", 60, || {
-        let text =
-            coxswain_trace(&cluster, &["--pod", "default/hog", "--node", &node, "--status"]);
+        let text = coxswain_trace(
+            &cluster,
+            &["--pod", "default/hog", "--node", &node, "--status"],
+        );
         text.contains("pod removed").then_some(text)
     });
     assert!(after.contains("no process left running"), "{after}");

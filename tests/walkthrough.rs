@@ -267,5 +267,30 @@ fn a_pull_that_fails_shows_errimagepull_and_the_server_keeps_serving() {
         cluster.kubectl(&["get", "nodes"]).status.success(),
         "the server keeps serving"
     );
+
+    // `--sort-by` on a field outside metadata needs whole objects in rows.
+    let sorted = cluster.kubectl_ok(&["get", "events", "--sort-by=.lastTimestamp"]);
+    assert!(sorted.contains("Scheduled"), "{sorted}");
+
+    // A namespace is Terminating until the pods in it are gone, then it goes.
+    let ns = cluster.data_dir.join("ns.yml");
+    std::fs::write(&ns, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: scratch\n").unwrap();
+    cluster.kubectl_ok(&["apply", "-f", ns.to_str().unwrap()]);
+    let run = ["-n", "scratch", "run", "sleeper", "--image=coxswain/busybox:0.1", "--", "sleep", "3600"];
+    cluster.kubectl_ok(&run);
+    cluster.wait_for("the pod in the scratch namespace to run", 60, || {
+        let pods = cluster.kubectl_ok(&["-n", "scratch", "get", "pods"]);
+        let row = rows(&pods, "sleeper").into_iter().next()?;
+        (row[2] == "Running").then_some(())
+    });
+    let deleted = cluster.kubectl(&["delete", "namespace", "scratch", "--wait=false"]);
+    assert!(deleted.status.success());
+    let phase =
+        cluster.kubectl_ok(&["get", "namespace", "scratch", "-o", "jsonpath={.status.phase}"]);
+    assert_eq!(phase, "Terminating");
+    cluster.wait_for("the namespace to be removed", 90, || {
+        let out = cluster.kubectl(&["get", "namespace", "scratch"]);
+        String::from_utf8_lossy(&out.stderr).contains("NotFound").then_some(())
+    });
     let _ = cluster.kubectl(&["delete", "pod", "bad", "--grace-period=0", "--force"]);
 }

@@ -152,7 +152,11 @@ async fn status(
         .and_then(|p| p["status"]["containerStatuses"].as_array().cloned())
         .unwrap_or_default();
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{:<16} {:>8}  {:<44} KERNEL", "CONTAINER", "RESTARTS", "KUBELET")?;
+    writeln!(
+        out,
+        "{:<16} {:>8}  {:<44} KERNEL",
+        "CONTAINER", "RESTARTS", "KUBELET"
+    )?;
     let mut names: Vec<&str> = Vec::new();
     for record in &report.trace.containers {
         if record.container != "POD" && !names.contains(&record.container.as_str()) {
@@ -201,7 +205,10 @@ async fn status(
 fn kubelet_view(status: &serde_json::Value) -> String {
     let state = |s: &serde_json::Value| -> Option<String> {
         if let Some(t) = s.get("terminated") {
-            let reason = t["reason"].as_str().map(|r| format!(" ({r})")).unwrap_or_default();
+            let reason = t["reason"]
+                .as_str()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
             return Some(format!("exit code {}{reason}", t["exitCode"]));
         }
         if s.get("running").is_some() {

@@ -28,11 +28,15 @@ enum Target {
     /// The durable store against etcd: writes, reads, ranges; then watch
     /// latency, memory per record and cold start of coxswain's store.
     Store,
+    /// The eBPF probes' cost: short processes in a traced pod, without and
+    /// with the probes (root only).
+    Probes(crate::bench_probes::Options),
 }
 
 pub fn main(options: Options) -> Result<()> {
     match options.target {
         Target::Store => store(),
+        Target::Probes(options) => crate::bench_probes::main(options),
     }
 }
 

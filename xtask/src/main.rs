@@ -8,6 +8,7 @@
 
 mod apt;
 mod bench;
+mod bench_probes;
 mod bottom_up;
 mod docker;
 mod exec;
@@ -46,7 +47,8 @@ enum Command {
     /// a report: `cargo xtask load --nodes 100 --pods 10000` (see `--help`).
     Load(load::Options),
     /// Benchmark against a reference: `store` runs the store's workload
-    /// against coxswain and against etcd, and prints the ratios.
+    /// against coxswain and against etcd, and prints the ratios; `probes`
+    /// times a traced pod without and with the eBPF probes.
     Bench(bench::Options),
     /// Print the commands of the bottom-up path: a kubelet alone, then each
     /// control-plane component as a static pod.

@@ -32,11 +32,16 @@ pub fn main(options: Options) -> Result<()> {
     let coxswain = build_coxswain(options.release)?;
 
     let mut up = Command::new(&coxswain);
-    up.arg("up")
-        .arg("--data-dir")
-        .arg(workspace::data_dir())
-        .args(&options.args)
-        .current_dir(workspace::root());
+    up.arg("up");
+    // `.coxswain/` unless the user names another data directory.
+    let own_data_dir = options
+        .args
+        .iter()
+        .any(|a| a == "--data-dir" || a.to_string_lossy().starts_with("--data-dir="));
+    if !own_data_dir {
+        up.arg("--data-dir").arg(workspace::data_dir());
+    }
+    up.args(&options.args).current_dir(workspace::root());
     exec::echo(&up);
     let error = up.exec();
     Err(error).with_context(|| format!("cannot run {}", coxswain.display()))

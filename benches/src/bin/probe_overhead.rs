@@ -69,12 +69,35 @@ impl Pod {
             busybox: busybox.clone(),
         };
         docker(&[
-            "run", "-d", "--pull", "never", "--label", LABEL, "--name", &sandbox, PAUSE_IMAGE,
+            "run",
+            "-d",
+            "--pull",
+            "never",
+            "--label",
+            LABEL,
+            "--name",
+            &sandbox,
+            "--ipc",
+            "shareable",
+            PAUSE_IMAGE,
         ]);
         let joined = format!("container:{sandbox}");
         docker(&[
-            "run", "-d", "--pull", "never", "--label", LABEL, "--name", &busybox, "--network",
-            &joined, "--ipc", &joined, BUSYBOX_IMAGE, "sleep", "86400",
+            "run",
+            "-d",
+            "--pull",
+            "never",
+            "--label",
+            LABEL,
+            "--name",
+            &busybox,
+            "--network",
+            &joined,
+            "--ipc",
+            &joined,
+            BUSYBOX_IMAGE,
+            "sleep",
+            "86400",
         ]);
         pod
     }
@@ -91,9 +114,8 @@ impl Pod {
     fn run_loop(&self, iterations: u32) -> Duration {
         // `/bin/busybox true` by its path: the shell forks and executes it
         // (a bare `true` would be the shell's builtin).
-        let script = format!(
-            "i=0; while [ $i -lt {iterations} ]; do /bin/busybox true; i=$((i+1)); done"
-        );
+        let script =
+            format!("i=0; while [ $i -lt {iterations} ]; do /bin/busybox true; i=$((i+1)); done");
         let started = Instant::now();
         docker(&["exec", &self.busybox, "sh", "-c", &script]);
         started.elapsed()
@@ -151,7 +173,9 @@ async fn traced_round(pod: &Pod, iterations: u32) -> Traced {
             control.watch_cgroup(id).expect("watching the cgroup");
         }
         for inode in [namespaces.mnt, namespaces.pid] {
-            control.watch_namespace(inode).expect("watching a namespace");
+            control
+                .watch_namespace(inode)
+                .expect("watching a namespace");
         }
         hub.add_container(
             &pod_ref,

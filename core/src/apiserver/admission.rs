@@ -143,6 +143,7 @@ pub fn validate(info: &KindInfo, object: &Value) -> Vec<FieldError> {
         check_dns_subdomain("metadata.name", name, &mut errors);
     }
     check_labels("metadata.labels", &meta["labels"], &mut errors);
+    check_annotations(meta, &mut errors);
 
     match info.kind {
         "Pod" => validate_pod_spec("spec", &object["spec"], &mut errors),
@@ -174,6 +175,86 @@ pub fn validate(info: &KindInfo, object: &Value) -> Vec<FieldError> {
         _ => {}
     }
     errors
+}
+
+/// What a pod update may change, as upstream allows: container images,
+/// `activeDeadlineSeconds`, added tolerations and the grace period. The
+/// rest of a pod's spec is fixed once it is created.
+pub fn validate_pod_update(current: &Value, updated: &Value) -> Vec<FieldError> {
+    let mut a = current.clone();
+    let mut b = updated.clone();
+    for spec in [&mut a, &mut b] {
+        if let Some(map) = spec.as_object_mut() {
+            for field in ["activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds"] {
+                map.remove(field);
+            }
+            for list in ["containers", "initContainers"] {
+                if let Some(items) = map.get_mut(list).and_then(Value::as_array_mut) {
+                    for item in items.iter_mut().filter_map(Value::as_object_mut) {
+                        item.remove("image");
+                    }
+                }
+            }
+        }
+    }
+    if a == b {
+        return Vec::new();
+    }
+    vec![FieldError::forbidden(
+        "spec",
+        "pod updates may not change fields other than `spec.containers[*].image`,\
+         `spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` \
+         (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` \
+         (allow it to be set to 1 if it was previously negative)",
+    )]
+}
+
+/// Requests may not exceed limits, and both must be valid quantities.
+fn validate_resources(path: &str, resources: &Value, errors: &mut Vec<FieldError>) {
+    use crate::api::quantity::Quantity;
+    let amount = |value: &Value| Quantity(value.as_str()?.to_owned()).to_milli().ok();
+    for section in ["requests", "limits"] {
+        for (name, value) in resources[section].as_object().into_iter().flatten() {
+            let text = value.as_str().unwrap_or("");
+            if Quantity(text.to_owned()).to_milli().is_err() {
+                errors.push(FieldError::invalid(
+                    &format!("{path}.{section}.{name}"),
+                    text,
+                    "must be a valid quantity",
+                ));
+            }
+        }
+    }
+    for (name, request) in resources["requests"].as_object().into_iter().flatten() {
+        let Some(limit) = resources["limits"].get(name) else { continue };
+        if let (Some(r), Some(l)) = (amount(request), amount(limit)) {
+            if r > l {
+                errors.push(FieldError::invalid(
+                    &format!("{path}.requests"),
+                    request.as_str().unwrap_or(""),
+                    &format!(
+                        "must be less than or equal to {name} limit of {}",
+                        limit.as_str().unwrap_or("")
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// The total size of all annotations, as upstream limits it.
+const ANNOTATIONS_MAX_BYTES: usize = 256 * 1024;
+
+fn check_annotations(meta: &Value, errors: &mut Vec<FieldError>) {
+    let Some(annotations) = meta["annotations"].as_object() else { return };
+    let total: usize = annotations.iter().map(|(k, v)| k.len() + v.as_str().map_or(0, str::len)).sum();
+    if total > ANNOTATIONS_MAX_BYTES {
+        errors.push(FieldError {
+            reason: "FieldValueTooLong",
+            field: "metadata.annotations".into(),
+            message: format!("Too long: may not be more than {ANNOTATIONS_MAX_BYTES} bytes"),
+        });
+    }
 }
 
 fn validate_selector(spec: &Value, errors: &mut Vec<FieldError>) {
@@ -249,6 +330,7 @@ fn validate_pod_spec(path: &str, spec: &Value, errors: &mut Vec<FieldError>) {
                 });
             }
         }
+        validate_resources(&format!("{at}.resources"), &container["resources"], errors);
         if container["image"].as_str().unwrap_or("").trim().is_empty() {
             errors.push(FieldError::required(&format!("{at}.image"), ""));
         }

@@ -18,6 +18,7 @@ use super::discovery;
 use super::errors::{ApiError, ApiResult, FieldError};
 use super::fields::Filter;
 use super::patch::{self, PatchKind};
+use super::protobuf;
 use super::registry::{self, KindInfo, unknown_fields};
 use super::table;
 use crate::api::{DeleteOptions, Time};
@@ -52,6 +53,11 @@ impl Call {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
+    }
+
+    /// `includeObject=Object`: Table rows carry whole objects.
+    pub fn full_objects(&self) -> bool {
+        self.param("includeObject") == Some("Object")
     }
 
     fn dry_run(&self) -> bool {
@@ -250,6 +256,12 @@ async fn resource(state: Arc<ApiState>, call: Call, target: Target) -> ApiResult
                 &warnings,
             ))
         }
+        (&Method::PUT, Some(name), Some("finalize")) if info.kind == "Namespace" => {
+            let body = decode_body(&call)?;
+            let (object, warnings, code) =
+                update(&state, &call, &target, name, UpdateKind::Replace(body)).await?;
+            Ok(with_warnings(object_response(&call, info, code, &object, None), &warnings))
+        }
         (&Method::DELETE, Some(name), None) => delete(&state, &call, &target, name).await,
         _ => Err(ApiError::MethodNotAllowed(format!(
             "the server does not allow this method on the requested resource"
@@ -306,7 +318,8 @@ fn object_response(
 ) -> Response {
     if table::wants_table(call.accept()) {
         let rv = object["metadata"]["resourceVersion"].as_str().unwrap_or("");
-        return json_response(code, &table::table(info, [object], rv, true));
+        let doc = table::table(info, [object], rv, true, call.full_objects());
+        return json_response(code, &doc);
     }
     match encoded {
         Some(bytes) => raw_json_response(code, bytes.clone()),
@@ -365,6 +378,7 @@ fn list(state: &ApiState, call: &Call, target: &Target) -> ApiResult<Response> {
             records.iter().map(|r| &*r.object),
             &revision,
             true,
+            call.full_objects(),
         );
         if let Some(next) = &next {
             doc["metadata"]["continue"] = json!(next);
@@ -423,9 +437,11 @@ pub fn decode_body(call: &Call) -> ApiResult<Value> {
     } else if content_type.is_empty() || content_type.contains("json") {
         serde_json::from_slice(&call.body)
             .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?
+    } else if protobuf::is_protobuf(content_type) {
+        protobuf::decode(&call.body)?
     } else {
         return Err(ApiError::UnsupportedMediaType(
-            "application/json, application/yaml".into(),
+            "application/json, application/yaml, application/vnd.kubernetes.protobuf".into(),
         ));
     };
     if !value.is_object() {
@@ -681,6 +697,13 @@ fn prepare_update(
     let info = target.info;
     let (mut object, warnings) = normalize(call, info, candidate)?;
     let status_write = target.subresource.as_deref() == Some("status");
+    if target.subresource.as_deref() == Some("finalize") {
+        // `namespaces/NAME/finalize` changes `spec.finalizers` only.
+        let finalizers = object["spec"]["finalizers"].clone();
+        object = current.clone();
+        object["spec"]["finalizers"] = if finalizers.is_null() { json!([]) } else { finalizers };
+        return Ok((object, warnings));
+    }
     if status_write {
         let status = object.get("status").cloned();
         object = current.clone();
@@ -721,6 +744,7 @@ fn prepare_update(
             };
         }
     }
+    admission::default(info, &mut object);
     if info.has_generation && !status_write {
         let changed = object.get("spec") != current.get("spec");
         if changed {
@@ -728,8 +752,10 @@ fn prepare_update(
             object["metadata"]["generation"] = json!(generation + 1);
         }
     }
-    admission::default(info, &mut object);
-    let errors = admission::validate(info, &object);
+    let mut errors = admission::validate(info, &object);
+    if info.kind == "Pod" && !status_write {
+        errors.extend(admission::validate_pod_update(&current["spec"], &object["spec"]));
+    }
     if !errors.is_empty() {
         return Err(invalid(
             info,
@@ -738,6 +764,25 @@ fn prepare_update(
         ));
     }
     Ok((object, warnings))
+}
+
+/// Whether a deleting object has nothing left holding it: no finalizers
+/// (and, for a namespace, no `spec.finalizers`), and for a pod on a node,
+/// its kubelet has finished (grace period 0).
+fn ready_to_remove(info: &KindInfo, object: &Value) -> bool {
+    let meta = &object["metadata"];
+    let empty = |v: &Value| v.as_array().is_none_or(Vec::is_empty);
+    if !meta["deletionTimestamp"].is_string() || !empty(&meta["finalizers"]) {
+        return false;
+    }
+    match info.kind {
+        "Namespace" => empty(&object["spec"]["finalizers"]),
+        "Pod" => {
+            object["spec"]["nodeName"].as_str().unwrap_or("").is_empty()
+                || meta["deletionGracePeriodSeconds"].as_i64() == Some(0)
+        }
+        _ => true,
+    }
 }
 
 /// Read, modify, compare-and-swap; retried on a conflict the client did not
@@ -751,6 +796,13 @@ pub async fn update(
 ) -> ApiResult<(Value, Vec<String>, StatusCode)> {
     let info = target.info;
     let key = key(target, name);
+    if let UpdateKind::Replace(body) = &kind {
+        if body["metadata"]["name"].as_str().is_some_and(|n| n != name) {
+            return Err(ApiError::BadRequest(
+                "the name of the object does not match the name on the URL".into(),
+            ));
+        }
+    }
     for _ in 0..16 {
         let current = match state.store.get(&key) {
             Some(current) => current,
@@ -829,13 +881,7 @@ pub async fn update(
         }
         // Removing the last finalizer of a deleting object completes its
         // deletion.
-        let deleting = object["metadata"]["deletionTimestamp"].is_string();
-        let finalizers = object["metadata"]["finalizers"]
-            .as_array()
-            .is_some_and(|f| !f.is_empty());
-        let pod_pending_kubelet =
-            info.kind == "Pod" && !object["spec"]["nodeName"].as_str().unwrap_or("").is_empty();
-        let op = if deleting && !finalizers && !pod_pending_kubelet {
+        let op = if ready_to_remove(info, &object) {
             WriteOp::Delete {
                 expected: Some(current.revision),
             }
@@ -992,6 +1038,9 @@ async fn bind(state: &ApiState, call: &Call, target: &Target, name: &str) -> Api
 fn delete_options(call: &Call) -> ApiResult<DeleteOptions> {
     let mut options: DeleteOptions = if call.body.iter().all(u8::is_ascii_whitespace) {
         DeleteOptions::default()
+    } else if protobuf::is_protobuf(call.content_type()) {
+        serde_json::from_value(protobuf::decode(&call.body)?)
+            .map_err(|e| ApiError::BadRequest(format!("invalid DeleteOptions: {e}")))?
     } else {
         serde_json::from_slice(&call.body)
             .map_err(|e| ApiError::BadRequest(format!("invalid DeleteOptions: {e}")))?
@@ -1086,6 +1135,15 @@ pub async fn delete_one(
             let phase = object["status"]["phase"].as_str().unwrap_or("");
             let terminal = phase == "Succeeded" || phase == "Failed";
             immediate = grace == 0 || !on_node || terminal;
+            let held = object["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+            if immediate && held {
+                // Gone from the node, but finalizers still hold the object.
+                if object["metadata"]["deletionTimestamp"].is_null() {
+                    updated["metadata"]["deletionTimestamp"] = json!(Time::now().to_string());
+                }
+                updated["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+                return finish_pending_delete(state, call, &key, &current, updated, info, name).await;
+            }
             if !immediate {
                 let existing = object["metadata"]["deletionGracePeriodSeconds"].as_i64();
                 if existing.is_some_and(|e| e <= grace) {
@@ -1095,6 +1153,16 @@ pub async fn delete_one(
                 updated["metadata"]["deletionTimestamp"] = json!(Time(at).to_string());
                 updated["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
             }
+        } else if info.kind == "Namespace"
+            && object["spec"]["finalizers"].as_array().is_some_and(|f| !f.is_empty())
+        {
+            // Terminating until the namespace controller has emptied it.
+            if object["metadata"]["deletionTimestamp"].is_null() {
+                updated["metadata"]["deletionTimestamp"] = json!(Time::now().to_string());
+                updated["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            }
+            updated["status"]["phase"] = json!("Terminating");
+            return finish_pending_delete(state, call, &key, &current, updated, info, name).await;
         } else {
             let policy = options
                 .propagation_policy
@@ -1143,9 +1211,6 @@ pub async fn delete_one(
             Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(ApiError::from_store(e, info, name)),
         };
-        if info.kind == "Namespace" && immediate {
-            delete_namespace_contents(state, name).await;
-        }
         if !immediate {
             let code = if info.kind == "Pod" {
                 StatusCode::OK
@@ -1170,43 +1235,30 @@ pub async fn delete_one(
     }
 }
 
-/// Deletes everything in a namespace that was just deleted: pods
-/// gracefully (their kubelets finish), the rest at once.
-fn delete_namespace_contents<'a>(
-    state: &'a ApiState,
-    namespace: &'a str,
-) -> futures::future::BoxFuture<'a, ()> {
-    Box::pin(delete_namespace_contents_inner(state, namespace))
-}
-
-async fn delete_namespace_contents_inner(state: &ApiState, namespace: &str) {
-    let call = Call {
-        method: Method::DELETE,
-        query: HashMap::new(),
-        headers: HeaderMap::new(),
-        body: Bytes::new(),
-    };
-    for info in registry::KINDS.iter().filter(|k| k.namespaced) {
-        let prefix = Prefix {
-            resource: info.store_resource(),
-            namespace: Some(namespace.into()),
-        };
-        for record in state.store.list(&prefix).records {
-            let target = Target {
-                info,
-                namespace: Some(namespace.into()),
-                name: Some(record.key.name.clone()),
-                subresource: None,
-            };
-            let _ = delete_one(
-                state,
-                &call,
-                &target,
-                &record.key.name,
-                &DeleteOptions::default(),
-            )
-            .await;
-        }
+/// Writes the deleting state of an object that cannot go yet, and answers
+/// with it.
+async fn finish_pending_delete(
+    state: &ApiState,
+    call: &Call,
+    key: &Key,
+    current: &Record,
+    updated: Value,
+    info: &KindInfo,
+    name: &str,
+) -> ApiResult<(StatusCode, Value)> {
+    if call.dry_run() || updated == *current.object {
+        return Ok((StatusCode::OK, updated));
+    }
+    let op = WriteOp::Update { expected: Some(current.revision), object: updated };
+    match state.store.write(key.clone(), op).await {
+        Ok(record) => Ok((StatusCode::OK, (*record.object).clone())),
+        Err(StoreError::Conflict { .. }) => Err(ApiError::Conflict {
+            resource: info.qualified(),
+            name: name.into(),
+            group: info.group.into(),
+            kind: info.plural.into(),
+        }),
+        Err(e) => Err(ApiError::from_store(e, info, name)),
     }
 }
 

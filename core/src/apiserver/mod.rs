@@ -18,6 +18,7 @@ mod logs;
 mod node_proxy;
 mod patch;
 mod pki;
+mod protobuf;
 mod registry;
 mod table;
 mod watch;

@@ -625,16 +625,20 @@ fn node_cells(node: &Value, now: DateTime<Utc>) -> Vec<Value> {
     ]
 }
 
-/// One Table row, with the object's metadata as PartialObjectMetadata.
-pub fn row(info: &KindInfo, object: &Value, now: DateTime<Utc>) -> Value {
-    json!({
-        "cells": cells(info, object, now),
-        "object": {
+/// One Table row, with the object's metadata as PartialObjectMetadata, or
+/// the whole object when the client asked `includeObject=Object` (kubectl
+/// does for `--sort-by` on fields outside metadata).
+pub fn row(info: &KindInfo, object: &Value, now: DateTime<Utc>, full_object: bool) -> Value {
+    let embedded = if full_object {
+        object.clone()
+    } else {
+        json!({
             "kind": "PartialObjectMetadata",
             "apiVersion": "meta.k8s.io/v1",
             "metadata": object["metadata"],
-        },
-    })
+        })
+    };
+    json!({"cells": cells(info, object, now), "object": embedded})
 }
 
 /// A Table of objects. Watch events after the first omit the columns.
@@ -643,9 +647,11 @@ pub fn table<'a>(
     objects: impl IntoIterator<Item = &'a Value>,
     resource_version: &str,
     with_columns: bool,
+    full_objects: bool,
 ) -> Value {
     let now = Utc::now();
-    let rows: Vec<Value> = objects.into_iter().map(|o| row(info, o, now)).collect();
+    let rows: Vec<Value> =
+        objects.into_iter().map(|o| row(info, o, now, full_objects)).collect();
     let mut table = json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",

@@ -29,6 +29,8 @@ use crate::store::{EventType, Prefix, Record, StoreError};
 struct Encoder {
     filter: Filter,
     table: bool,
+    /// Table rows carry whole objects (`includeObject=Object`).
+    full_objects: bool,
     /// A Table watch sends column definitions in its first event only.
     sent_columns: bool,
 }
@@ -37,7 +39,13 @@ impl Encoder {
     fn event(&mut self, kind: &str, record: &Record) -> Bytes {
         if self.table {
             let rv = record.revision.to_string();
-            let doc = table::table(self.filter.info, [&*record.object], &rv, !self.sent_columns);
+            let doc = table::table(
+                self.filter.info,
+                [&*record.object],
+                &rv,
+                !self.sent_columns,
+                self.full_objects,
+            );
             self.sent_columns = true;
             let line = json!({"type": kind, "object": doc});
             let mut bytes = serde_json::to_vec(&line).expect("encodes");
@@ -110,6 +118,7 @@ pub async fn watch(state: Arc<ApiState>, call: &Call, filter: Filter) -> ApiResu
     let mut encoder = Encoder {
         filter,
         table: table::wants_table(call_accept(call)),
+        full_objects: call.full_objects(),
         sent_columns: false,
     };
     let mut initial: Vec<Bytes> = Vec::new();

@@ -1,4 +1,12 @@
 //! Recording core/v1 Events about objects, as `kubectl describe` shows them.
+//!
+//! Like upstream's recorder, a repeat of the same event (same object,
+//! type, reason and message) raises the `count` and `lastTimestamp` of the
+//! first one instead of adding another: a container in CrashLoopBackOff shows
+//! `x12` in `kubectl describe`, not twelve rows.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use crate::api::{Event, EventSource, MicroTime, ObjectMeta, ObjectReference, Resource, Time};
 
@@ -11,7 +19,13 @@ pub struct EventRecorder {
     client: Client,
     component: String,
     host: Option<String>,
+    /// Events already recorded, by what makes them the same: the event's
+    /// namespace and name, and how often it happened.
+    seen: Arc<Mutex<HashMap<String, (String, String, i32)>>>,
 }
+
+/// Past this many distinct events the repeat cache starts over.
+const SEEN_LIMIT: usize = 4096;
 
 impl EventRecorder {
     pub fn new(client: Client, component: &str, host: Option<&str>) -> EventRecorder {
@@ -19,6 +33,7 @@ impl EventRecorder {
             client,
             component: component.into(),
             host: host.map(str::to_owned),
+            seen: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -40,6 +55,24 @@ impl EventRecorder {
             Some(ns) if !ns.is_empty() => ns.to_owned(),
             _ => "default".to_owned(),
         };
+        let same = format!(
+            "{}/{}/{}/{kind}/{reason}/{message}",
+            namespace,
+            involved.name.as_deref().unwrap_or(""),
+            involved.uid.as_deref().unwrap_or("")
+        );
+        let repeat = self.seen.lock().expect("event cache poisoned").get(&same).cloned();
+        if let Some((ns, name, count)) = repeat {
+            let patch = serde_json::json!({
+                "count": count + 1,
+                "lastTimestamp": Time::now(),
+            });
+            if self.client.merge_patch::<Event>(&ns, &name, &patch).await.is_ok() {
+                let mut seen = self.seen.lock().expect("event cache poisoned");
+                seen.insert(same, (ns, name, count + 1));
+                return;
+            }
+        }
         let now = Time::now();
         let event = Event {
             api_version: "v1".into(),
@@ -71,8 +104,16 @@ impl EventRecorder {
             reporting_instance: Some(self.host.clone().unwrap_or_else(|| self.component.clone())),
             ..Default::default()
         };
-        if let Err(error) = self.client.create(&event).await {
-            tracing::debug!(%error, reason, "recording an event failed");
+        match self.client.create(&event).await {
+            Ok(created) => {
+                let mut seen = self.seen.lock().expect("event cache poisoned");
+                if seen.len() >= SEEN_LIMIT {
+                    seen.clear();
+                }
+                let name = created.metadata.name.clone().unwrap_or_default();
+                seen.insert(same, (created.metadata.namespace.clone().unwrap_or_default(), name, 1));
+            }
+            Err(error) => tracing::debug!(%error, reason, "recording an event failed"),
         }
     }
 }

@@ -22,6 +22,7 @@
 pub mod deployment;
 pub mod garbage_collector;
 pub mod informer;
+pub mod namespace;
 pub mod node_lifecycle;
 pub mod queue;
 pub mod replicaset;
@@ -179,6 +180,7 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
     tasks.spawn(replica_sets.run(8));
     tasks.spawn(collector.run(4));
     tasks.spawn(nodes.run());
+    tasks.spawn(namespace::NamespaceController::new(client.clone()).run());
     match tasks.join_next().await {
         Some(Err(error)) => Err(anyhow::anyhow!("a controller task failed: {error}")),
         _ => Err(anyhow::anyhow!("a controller loop ended")),

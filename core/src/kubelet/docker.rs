@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{ContainerCreateBody, ContainerInspectResponse, HostConfig};
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, KillContainerOptions, ListContainersOptions,
@@ -26,7 +27,7 @@ use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 
 use super::runtime::{
-    BoxFuture, ContainerInfo, ContainerSpec, LABEL_MANAGED, LABEL_NODE, LABEL_POD_UID,
+    BoxFuture, ContainerInfo, ContainerSpec, ExecOutcome, LABEL_MANAGED, LABEL_NODE, LABEL_POD_UID,
     LOCAL_IMAGE_PREFIX, LogOptions, LogStream, Result, Runtime, RuntimeError, RuntimeState,
     SANDBOX_NAME, SandboxSpec, container_labels, container_name,
 };
@@ -140,6 +141,49 @@ impl DockerRuntime {
         }
     }
 
+    /// Runs `command` in container `id` and reads its output and exit code.
+    async fn exec(&self, id: &str, command: Vec<String>) -> Result<ExecOutcome> {
+        const OUTPUT_LIMIT: usize = 10 * 1024;
+        let config = CreateExecOptions {
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            cmd: Some(command),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_exec(id, config)
+            .await
+            .map_err(|e| engine("creating exec", e))?;
+        let started = self
+            .docker
+            .start_exec(&created.id, None::<StartExecOptions>)
+            .await
+            .map_err(|e| engine("starting exec", e))?;
+        let mut output = Vec::new();
+        if let StartExecResults::Attached {
+            output: mut stream, ..
+        } = started
+        {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| engine("reading exec output", e))?;
+                if output.len() < OUTPUT_LIMIT {
+                    output.extend_from_slice(&chunk.into_bytes());
+                }
+            }
+        }
+        output.truncate(OUTPUT_LIMIT);
+        let inspected = self
+            .docker
+            .inspect_exec(&created.id)
+            .await
+            .map_err(|e| engine("inspecting exec", e))?;
+        Ok(ExecOutcome {
+            exit_code: inspected.exit_code.unwrap_or(-1),
+            output: String::from_utf8_lossy(&output).into_owned(),
+        })
+    }
+
     async fn list(&self, pod_uid: Option<String>) -> Result<Vec<ContainerInfo>> {
         let full_listing = pod_uid.is_none();
         let mut labels = vec![
@@ -240,7 +284,9 @@ impl Runtime for DockerRuntime {
 
     fn run_container(&self, spec: ContainerSpec) -> BoxFuture<'_, Result<String>> {
         Box::pin(async move {
-            let labels = container_labels(&spec.pod, &spec.name, spec.restart_count, &self.node);
+            let mut labels =
+                container_labels(&spec.pod, &spec.name, spec.restart_count, &self.node);
+            labels.extend(spec.labels.clone());
             let sandbox = format!("container:{}", spec.sandbox_id);
             let body = ContainerCreateBody {
                 image: Some(spec.image.clone()),
@@ -352,6 +398,27 @@ impl Runtime for DockerRuntime {
                 .and_then(|mut n| n.remove("bridge"))
                 .and_then(|e| e.ip_address)
                 .filter(|ip| !ip.is_empty()))
+        })
+    }
+
+    fn exec(
+        &self,
+        id: String,
+        command: Vec<String>,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<ExecOutcome>> {
+        Box::pin(async move {
+            let shown = command.join(" ");
+            match tokio::time::timeout(timeout, self.exec(&id, command)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(RuntimeError::Engine {
+                    operation: "exec",
+                    message: format!(
+                        "command {shown:?} timed out after {}s",
+                        timeout.as_secs_f64()
+                    ),
+                }),
+            }
         })
     }
 

@@ -1,7 +1,7 @@
 //! A recording fake [`Runtime`] for unit tests: containers live in memory,
 //! every call is recorded, and tests make containers exit at will.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,8 +10,8 @@ use chrono::Utc;
 use futures::StreamExt;
 
 use super::runtime::{
-    BoxFuture, ContainerInfo, ContainerSpec, LogOptions, LogStream, Result, Runtime, RuntimeError,
-    RuntimeState, SANDBOX_NAME, SandboxSpec, container_labels,
+    BoxFuture, ContainerInfo, ContainerSpec, ExecOutcome, LogOptions, LogStream, Result, Runtime,
+    RuntimeError, RuntimeState, SANDBOX_NAME, SandboxSpec, container_labels,
 };
 
 /// One call made to the fake.
@@ -22,6 +22,8 @@ pub enum Call {
     RunContainer(ContainerSpec),
     Stop(String, Duration),
     Remove(String),
+    /// A command run in a container: its id and the command.
+    Exec(String, Vec<String>),
 }
 
 #[derive(Default)]
@@ -30,6 +32,11 @@ struct State {
     containers: Vec<ContainerInfo>,
     calls: Vec<Call>,
     next_id: u64,
+    /// Exit codes of commands run in containers, by container name; 0 when
+    /// absent.
+    exec_codes: HashMap<String, i64>,
+    /// Sandbox creation fails with this message while set.
+    sandbox_error: Option<String>,
 }
 
 #[derive(Default)]
@@ -68,6 +75,21 @@ impl FakeRuntime {
             .collect()
     }
 
+    /// Makes commands run in container `name` exit with `code` from now on.
+    pub fn set_exec_code(&self, name: &str, code: i64) {
+        self.state().exec_codes.insert(name.to_owned(), code);
+    }
+
+    /// Makes sandbox creation fail with `message`, or succeed again (`None`).
+    pub fn fail_sandboxes(&self, message: Option<&str>) {
+        self.state().sandbox_error = message.map(str::to_owned);
+    }
+
+    /// Removes a container behind the kubelet's back (`docker rm -f`).
+    pub fn remove_behind_the_back(&self, name: &str) {
+        self.state().containers.retain(|c| c.container_name != name);
+    }
+
     /// Makes the running instance of container `name` exit with `code`.
     pub fn exit(&self, name: &str, code: i64) {
         let mut state = self.state();
@@ -92,13 +114,16 @@ impl FakeRuntime {
         name: &str,
         restarts: u32,
         image: &str,
+        extra_labels: &std::collections::BTreeMap<String, String>,
     ) -> String {
         let mut state = self.state();
         state.next_id += 1;
         let id = format!("c{}", state.next_id);
+        let mut labels = container_labels(spec_pod, name, restarts, "n1");
+        labels.extend(extra_labels.clone());
         let info = ContainerInfo::from_labels(
             id.clone(),
-            container_labels(spec_pod, name, restarts, "n1"),
+            labels,
             image.to_owned(),
             format!("sha256:{image}"),
             Utc::now() + chrono::Duration::milliseconds(state.next_id as i64),
@@ -134,14 +159,27 @@ impl Runtime for FakeRuntime {
     fn run_sandbox(&self, spec: SandboxSpec) -> BoxFuture<'_, Result<String>> {
         Box::pin(async move {
             self.state().calls.push(Call::RunSandbox(spec.clone()));
-            Ok(self.add(&spec.pod, SANDBOX_NAME, spec.attempt, &spec.image))
+            if let Some(message) = self.state().sandbox_error.clone() {
+                return Err(RuntimeError::Engine {
+                    operation: "creating container",
+                    message,
+                });
+            }
+            let labels = Default::default();
+            Ok(self.add(&spec.pod, SANDBOX_NAME, spec.attempt, &spec.image, &labels))
         })
     }
 
     fn run_container(&self, spec: ContainerSpec) -> BoxFuture<'_, Result<String>> {
         Box::pin(async move {
             self.state().calls.push(Call::RunContainer(spec.clone()));
-            Ok(self.add(&spec.pod, &spec.name, spec.restart_count, &spec.image))
+            Ok(self.add(
+                &spec.pod,
+                &spec.name,
+                spec.restart_count,
+                &spec.image,
+                &spec.labels,
+            ))
         })
     }
 
@@ -204,5 +242,26 @@ impl Runtime for FakeRuntime {
 
     fn sandbox_ip(&self, _sandbox_id: String) -> BoxFuture<'_, Result<Option<String>>> {
         Box::pin(async { Ok(Some("172.17.0.2".to_owned())) })
+    }
+
+    fn exec(
+        &self,
+        id: String,
+        command: Vec<String>,
+        _timeout: Duration,
+    ) -> BoxFuture<'_, Result<ExecOutcome>> {
+        Box::pin(async move {
+            let mut state = self.state();
+            state.calls.push(Call::Exec(id.clone(), command));
+            let Some(container) = state.containers.iter().find(|c| c.id == id) else {
+                return Err(RuntimeError::NotFound(id));
+            };
+            let name = container.container_name.clone();
+            let exit_code = state.exec_codes.get(&name).copied().unwrap_or(0);
+            Ok(ExecOutcome {
+                exit_code,
+                output: String::new(),
+            })
+        })
     }
 }

@@ -23,9 +23,11 @@ pub mod backoff;
 pub mod docker;
 pub mod manifests;
 pub mod node;
+pub mod probe;
 pub mod runtime;
 pub mod server;
 pub mod sim;
+pub mod spec;
 pub mod status;
 pub mod worker;
 
@@ -159,7 +161,12 @@ impl Kubelet {
             .local_addr()
             .context("reading the node agent's address")?
             .port();
-        let mut agent = server::router(runtime.clone(), config.agent_token.clone());
+        let statuses = status::StatusBoard::default();
+        let mut agent = server::router(
+            runtime.clone(),
+            config.agent_token.clone(),
+            statuses.clone(),
+        );
         let runtime: Arc<dyn Runtime> = match &config.trace {
             Some(hub) => {
                 agent = agent.merge(crate::trace::agent::routes(
@@ -210,6 +217,7 @@ impl Kubelet {
                 .client
                 .clone()
                 .map(|c| EventRecorder::new(c, "kubelet", Some(&node))),
+            statuses,
         });
         let manager = PodManager::new(ctx, config.pod_manifest_path.clone(), node_uid);
         let span = tracing::info_span!("kubelet", node = %node);
@@ -745,6 +753,7 @@ mod tests {
             runtime: fake.clone(),
             client: None,
             recorder: None,
+            statuses: status::StatusBoard::default(),
         });
         let (_tx, rx) = watch::channel(None);
         PodManager::new(ctx, None, rx)

@@ -36,6 +36,9 @@ pub const LABEL_CONTAINER_NAME: &str = "io.kubernetes.container.name";
 /// How many times the kubelet had restarted this container before creating
 /// this instance of it.
 pub const LABEL_RESTART_COUNT: &str = "coxswain.io/restart-count";
+/// A hash of the container's spec when it was created: a container whose
+/// spec changed since is killed and created anew.
+pub const LABEL_CONTAINER_HASH: &str = "io.kubernetes.container.hash";
 /// Marks every container the kubelet created.
 pub const LABEL_MANAGED: &str = "coxswain.io/managed";
 /// The node whose kubelet created the container: several kubelets may share
@@ -148,6 +151,9 @@ pub struct ContainerSpec {
     pub stdin: bool,
     /// Restarts before this instance; also the `attempt` in its name.
     pub restart_count: u32,
+    /// Labels the container carries besides [`container_labels`] (the spec
+    /// hash, [`LABEL_CONTAINER_HASH`]).
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A container's state as the engine reports it.
@@ -199,6 +205,12 @@ impl ContainerInfo {
         self.container_name == SANDBOX_NAME
     }
 
+    /// The spec hash the container was created with, `None` for one
+    /// created without ([`LABEL_CONTAINER_HASH`]).
+    pub fn spec_hash(&self) -> Option<&str> {
+        self.labels.get(LABEL_CONTAINER_HASH).map(String::as_str)
+    }
+
     /// Rebuilds the kubelet's view of a container from its labels; `None`
     /// when they do not name a pod and a container.
     pub fn from_labels(
@@ -246,6 +258,14 @@ pub struct LogOptions {
     pub since: Option<DateTime<Utc>>,
 }
 
+/// How a command run in a container ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecOutcome {
+    pub exit_code: i64,
+    /// stdout and stderr, interleaved and cut to a few kilobytes.
+    pub output: String,
+}
+
 /// The container runtime: everything the kubelet asks of an engine.
 pub trait Runtime: Send + Sync + 'static {
     /// `<engine>://<version>`, as `nodeInfo.containerRuntimeVersion`.
@@ -289,6 +309,23 @@ pub trait Runtime: Send + Sync + 'static {
     fn container_pid(&self, id: String) -> BoxFuture<'_, Result<Option<u32>>> {
         let _ = id;
         Box::pin(async { Ok(None) })
+    }
+
+    /// Runs `command` in a running container and waits for it, at most
+    /// `timeout` (exec probes). A runtime without processes refuses.
+    fn exec(
+        &self,
+        id: String,
+        command: Vec<String>,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<ExecOutcome>> {
+        let _ = (id, command, timeout);
+        Box::pin(async {
+            Err(RuntimeError::Engine {
+                operation: "exec",
+                message: "this runtime cannot run commands in containers".into(),
+            })
+        })
     }
 }
 

@@ -25,11 +25,13 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 
 use super::runtime::{ContainerInfo, LogOptions, Runtime};
-use super::status::instances;
+use super::status::{StatusBoard, instances, waiting_to_start};
 
 #[derive(Clone)]
 struct AgentState {
     runtime: Arc<dyn Runtime>,
+    /// The workers' statuses: why a container that never started waits.
+    statuses: StatusBoard,
     token: Arc<str>,
 }
 
@@ -61,13 +63,14 @@ pub async fn serve(
     runtime: Arc<dyn Runtime>,
     token: String,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(runtime, token)).await
+    axum::serve(listener, router(runtime, token, StatusBoard::default())).await
 }
 
 /// The node agent's routes.
-pub fn router(runtime: Arc<dyn Runtime>, token: String) -> Router {
+pub fn router(runtime: Arc<dyn Runtime>, token: String, statuses: StatusBoard) -> Router {
     let state = AgentState {
         runtime,
+        statuses,
         token: token.into(),
     };
     Router::new()
@@ -128,6 +131,15 @@ async fn container_logs(
         .into_iter()
         .filter(|c| c.pod.namespace == namespace && c.pod.name == pod)
         .collect();
+    let waiting = state
+        .statuses
+        .get(&namespace, &pod)
+        .and_then(|status| waiting_to_start(&status, &container, &pod));
+    if let Some(message) = waiting
+        && instances(&pod_containers, &container).is_empty()
+    {
+        return text(StatusCode::BAD_REQUEST, format!("{message}\n"));
+    }
     if pod_containers.is_empty() {
         return text(
             StatusCode::NOT_FOUND,
@@ -242,7 +254,10 @@ mod tests {
             })
             .await
             .unwrap();
-        (router(runtime, "secret".into()), fake)
+        (
+            router(runtime, "secret".into(), StatusBoard::default()),
+            fake,
+        )
     }
 
     async fn get(router: &Router, uri: &str, token: Option<&str>) -> (StatusCode, String) {
@@ -301,6 +316,50 @@ mod tests {
         assert!(body.contains("nope"));
         let (status, _) = get(&router, "/containerLogs/default/web/other", Some("secret")).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn a_container_that_never_started_says_why_it_waits() {
+        use crate::api::{ContainerState, ContainerStateWaiting, ContainerStatus, PodStatus};
+
+        let fake = FakeRuntime::with_images(&[]);
+        let statuses = StatusBoard::default();
+        let waiting = |name: &str, reason: &str| ContainerStatus {
+            name: name.into(),
+            state: Some(ContainerState {
+                waiting: Some(ContainerStateWaiting {
+                    reason: Some(reason.into()),
+                    message: None,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        statuses.set(
+            "default",
+            "web",
+            PodStatus {
+                container_statuses: vec![
+                    waiting("x", "ImagePullBackOff"),
+                    waiting("y", "ContainerCreating"),
+                ],
+                ..Default::default()
+            },
+        );
+        let router = router(fake, "secret".into(), statuses);
+        let (status, body) = get(&router, "/containerLogs/default/web/x", Some("secret")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body,
+            "container \"x\" in pod \"web\" is waiting to start: \
+             trying and failing to pull image\n"
+        );
+        let (status, body) = get(&router, "/containerLogs/default/web/y", Some("secret")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body.ends_with("is waiting to start: ContainerCreating\n"),
+            "{body}"
+        );
     }
 
     #[tokio::test]

@@ -7,9 +7,10 @@
 //! back-off) and the previous status, it gives the status to report.
 //! Conditions keep their `lastTransitionTime` while their value is
 //! unchanged, and a pod that reached `Succeeded` or `Failed` stays there.
-//! Readiness has no probes yet: a running container is ready.
+//! A running container is ready when its probes say so ([`Probed`]).
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
@@ -26,6 +27,64 @@ pub struct Waiting {
     pub message: String,
 }
 
+/// The status each pod worker computed last, by namespace and name: the
+/// node agent reads from it why a container that never started waits.
+#[derive(Clone, Debug, Default)]
+pub struct StatusBoard {
+    statuses: Arc<Mutex<HashMap<(String, String), PodStatus>>>,
+}
+
+impl StatusBoard {
+    pub fn set(&self, namespace: &str, name: &str, status: PodStatus) {
+        let key = (namespace.to_owned(), name.to_owned());
+        self.lock().insert(key, status);
+    }
+
+    pub fn remove(&self, namespace: &str, name: &str) {
+        self.lock().remove(&(namespace.to_owned(), name.to_owned()));
+    }
+
+    pub fn get(&self, namespace: &str, name: &str) -> Option<PodStatus> {
+        let key = (namespace.to_owned(), name.to_owned());
+        self.lock().get(&key).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), PodStatus>> {
+        self.statuses.lock().expect("status board poisoned")
+    }
+}
+
+/// Why `kubectl logs` cannot read a container that waits to start, in
+/// upstream's words: `None` when the container is not waiting.
+pub fn waiting_to_start(status: &PodStatus, container: &str, pod: &str) -> Option<String> {
+    let found = status
+        .init_container_statuses
+        .iter()
+        .chain(&status.container_statuses)
+        .find(|c| c.name == container)?;
+    let reason = found.state.as_ref()?.waiting.as_ref()?.reason.clone()?;
+    let words = match reason.as_str() {
+        "ErrImagePull" | "ImagePullBackOff" | "ImageInspectError" => {
+            "trying and failing to pull image"
+        }
+        "ErrImageNeverPull" | "InvalidImageName" => "image can't be pulled",
+        other => other,
+    };
+    Some(format!(
+        "container \"{container}\" in pod \"{pod}\" is waiting to start: {words}"
+    ))
+}
+
+/// What a running container's probes say; a container without probes is
+/// started and ready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probed {
+    /// Its startup probe passed (or it has none).
+    pub started: bool,
+    /// Started, and its readiness probe passed (or it has none).
+    pub ready: bool,
+}
+
 /// Everything [`compute`] needs.
 pub struct StatusInput<'a> {
     pub pod: &'a Pod,
@@ -33,6 +92,8 @@ pub struct StatusInput<'a> {
     pub containers: &'a [ContainerInfo],
     /// Per container name, why it is held back.
     pub waiting: &'a HashMap<String, Waiting>,
+    /// Per container name, what the probes of its running instance say.
+    pub probed: &'a HashMap<String, Probed>,
     /// The sandbox's IP (the node's with host network).
     pub pod_ip: Option<String>,
     /// The sandbox is running (and has its network).
@@ -67,6 +128,7 @@ pub fn compute(input: &StatusInput<'_>) -> PodStatus {
                 c.image.as_deref().unwrap_or(""),
                 &instances(input.containers, &c.name),
                 input.waiting.get(&c.name),
+                input.probed.get(&c.name).copied(),
             )
         })
         .collect();
@@ -169,6 +231,7 @@ fn container_status(
     image: &str,
     instances: &[&ContainerInfo],
     waiting: Option<&Waiting>,
+    probed: Option<Probed>,
 ) -> ContainerStatus {
     let current = instances.first();
     let mut status = ContainerStatus {
@@ -190,6 +253,11 @@ fn container_status(
         return status;
     };
 
+    // The image of the instance that runs (or ran), not the spec's: they
+    // differ while a changed container is being replaced.
+    if !current.image.is_empty() {
+        status.image = current.image.clone();
+    }
     status.image_id = current.image_id.clone();
     status.container_id = Some(format!("docker://{}", current.id));
     let held_back = waiting.filter(|_| !current.state.is_running());
@@ -208,8 +276,12 @@ fn container_status(
                 }),
                 ..Default::default()
             });
-            status.ready = true;
-            status.started = Some(true);
+            let probed = probed.unwrap_or(Probed {
+                started: true,
+                ready: true,
+            });
+            status.ready = probed.ready;
+            status.started = Some(probed.started);
         }
         RuntimeState::Exited { .. } => status.state = terminated_state(current),
         RuntimeState::Created | RuntimeState::Unknown => {
@@ -430,6 +502,7 @@ mod tests {
             pod,
             containers,
             waiting,
+            probed: &HashMap::new(),
             pod_ip: Some("172.17.0.2".into()),
             sandbox_ready: true,
             host_ip: "10.0.0.1".into(),
@@ -681,6 +754,7 @@ mod tests {
             pod: &pod,
             containers: &[],
             waiting: &HashMap::new(),
+            probed: &HashMap::new(),
             pod_ip: None,
             sandbox_ready: false,
             host_ip: "10.0.0.1".into(),

@@ -22,16 +22,23 @@ use tokio::sync::{mpsc, watch};
 
 use super::backoff::Backoff;
 use super::manifests::is_static_pod;
+use super::probe::{Probe, ProbeKind, ProbeState};
 use super::runtime::{
-    ContainerInfo, ContainerSpec, LOCAL_IMAGE_PREFIX, PodRef, PullPolicy, Runtime, RuntimeState,
-    SANDBOX_NAME, SandboxSpec,
+    ContainerInfo, ContainerSpec, LABEL_CONTAINER_HASH, LOCAL_IMAGE_PREFIX, PodRef, PullPolicy,
+    Runtime, RuntimeState, SANDBOX_NAME, SandboxSpec,
 };
-use super::status::{self, StatusInput, Waiting, instances};
+use super::spec::Downward;
+use super::status::{self, Probed, StatusBoard, StatusInput, Waiting, instances};
 use crate::api::{Container, DeleteOptions, Pod, PodStatus, Preconditions, Resource, Time};
 use crate::client::{Client, EventRecorder};
 
 /// How often a worker syncs without being told to.
 pub(crate) const RESYNC: Duration = Duration::from_secs(1);
+
+/// How long a failed image pull shows as `ErrImagePull` before the wait
+/// for the next attempt shows as `ImagePullBackOff` (at most half that
+/// wait).
+const ERR_IMAGE_PULL_SHOWN: Duration = Duration::from_secs(10);
 
 /// Set by the pod manager on its own copy of a static pod: the uid of the
 /// pod's live mirror pod in the API, where the worker reports the status. A
@@ -50,6 +57,8 @@ pub struct NodeContext {
     pub runtime: Arc<dyn Runtime>,
     pub client: Option<Client>,
     pub recorder: Option<EventRecorder>,
+    /// Where workers publish the statuses they compute.
+    pub statuses: StatusBoard,
 }
 
 /// What the kubelet wants of a pod.
@@ -107,6 +116,14 @@ pub struct PodWorker {
     recorded: HashSet<String>,
     /// The sandbox whose IP was last read, and that IP.
     sandbox_ip: Option<(String, Option<String>)>,
+    /// The attempt number of the last sandbox this worker created.
+    sandbox_attempt: Option<u32>,
+    /// Back-off of sandbox creation after failures.
+    sandbox_backoff: Backoff,
+    /// When the last sandbox creation failed; `None` after a success.
+    sandbox_failed_at: Option<chrono::DateTime<Utc>>,
+    /// Each container's probes' progress, by container name and probe.
+    probes: HashMap<(String, ProbeKind), ProbeState>,
     /// The status last computed: the base of the next one.
     status: Option<PodStatus>,
     /// The status last written to the API.
@@ -133,6 +150,10 @@ impl PodWorker {
             waiting: HashMap::new(),
             recorded: HashSet::new(),
             sandbox_ip: None,
+            sandbox_attempt: None,
+            sandbox_backoff: Backoff::default(),
+            sandbox_failed_at: None,
+            probes: HashMap::new(),
             status: if from_api { initial.clone() } else { None },
             reported: if from_api { initial } else { None },
             listed: false,
@@ -218,6 +239,8 @@ impl PodWorker {
             .as_deref()
             .unwrap_or("Always")
             .to_owned();
+        self.run_probes(pod, &spec.containers, &containers, &sandbox_id)
+            .await;
         for container in &spec.containers {
             self.sync_container(pod, container, &sandbox_id, &containers, &restart_policy)
                 .await;
@@ -255,8 +278,12 @@ impl PodWorker {
             return None;
         }
 
-        // The sandbox died: its containers lost their namespaces.
-        if !sandboxes.is_empty() {
+        // The sandbox died or was removed: its containers lost their
+        // namespaces, or run on in the old ones where no one reaches them.
+        let orphans = containers
+            .iter()
+            .any(|c| !c.is_sandbox() && c.state.is_running());
+        if !sandboxes.is_empty() || orphans {
             self.event(
                 pod,
                 "Normal",
@@ -283,7 +310,23 @@ impl PodWorker {
                 let _ = runtime.remove_container(old.id.clone()).await;
             }
         }
-        let attempt = sandboxes.first().map(|s| s.restart_count + 1).unwrap_or(0);
+        let attempt = sandboxes
+            .first()
+            .map(|s| s.restart_count + 1)
+            .or(self.sandbox_attempt.map(|a| a + 1))
+            .unwrap_or(0);
+
+        let now = Utc::now();
+        if let Some(failed_at) = self.sandbox_failed_at
+            && let Some(remaining) = self.sandbox_backoff.remaining(SANDBOX_NAME, failed_at, now)
+        {
+            tracing::debug!(uid = %self.uid, remaining_ms = remaining.as_millis() as u64,
+                "pod sandbox creation in back-off");
+            return None;
+        }
+        if self.sandbox_failed_at.is_some() {
+            self.sandbox_backoff.next(SANDBOX_NAME, now);
+        }
 
         let image = self.ctx.pause_image.clone();
         let prepared = match runtime.image_present(image.clone()).await {
@@ -299,12 +342,17 @@ impl PodWorker {
             Ok(id) => {
                 self.recorded.retain(|key| !key.starts_with("sandbox/"));
                 self.sandbox_ip = None;
+                self.sandbox_attempt = Some(attempt);
+                self.sandbox_failed_at = None;
+                self.sandbox_backoff.reset(SANDBOX_NAME);
                 Some(id)
             }
             Err(error) => {
                 let message = format!("Failed to create pod sandbox: {error}");
                 tracing::warn!(uid = %self.uid, %error, "creating the pod sandbox failed");
-                self.warn_once(pod, "sandbox/", "FailedCreatePodSandBox", &message)
+                self.sandbox_failed_at = Some(Utc::now());
+                let key = format!("sandbox/{}", now.timestamp_millis());
+                self.warn_once(pod, &key, "FailedCreatePodSandBox", &message)
                     .await;
                 None
             }
@@ -317,10 +365,7 @@ impl PodWorker {
             pod: pod_ref(pod),
             image: self.ctx.pause_image.clone(),
             host_network: spec.host_network.unwrap_or(false),
-            hostname: spec
-                .hostname
-                .clone()
-                .unwrap_or_else(|| pod.name().to_owned()),
+            hostname: super::spec::hostname(pod),
             attempt,
         }
     }
@@ -348,7 +393,23 @@ impl PodWorker {
             Some(current) => match &current.state {
                 RuntimeState::Running { .. } => {
                     self.waiting.remove(name);
-                    return;
+                    let Some(message) = self.kill_reason(container, current, restart_policy) else {
+                        return;
+                    };
+                    self.event(pod, "Normal", "Killing", &message).await;
+                    tracing::info!(uid = %self.uid, container = name, container_id = %current.id,
+                        reason = %message, "killing a container");
+                    if let Err(error) = runtime
+                        .stop_container(current.id.clone(), grace_period(pod))
+                        .await
+                    {
+                        tracing::warn!(uid = %self.uid, %error, "stopping a container failed");
+                        return;
+                    }
+                    if !message.ends_with("will be restarted") {
+                        return;
+                    }
+                    current.restart_count + 1
                 }
                 RuntimeState::Exited {
                     exit_code,
@@ -406,6 +467,135 @@ impl PodWorker {
             .await;
     }
 
+    /// Why the running instance `current` of `container` must be killed:
+    /// the event message, ending in "will be restarted" when a new instance
+    /// follows at once; `None` to keep it.
+    fn kill_reason(
+        &mut self,
+        container: &Container,
+        current: &ContainerInfo,
+        restart_policy: &str,
+    ) -> Option<String> {
+        let name = &container.name;
+        let wanted = super::spec::container_hash(container);
+        if current.spec_hash().is_some_and(|hash| hash != wanted) {
+            // A changed spec restarts whatever the restart policy says.
+            return Some(format!(
+                "Container {name} definition changed, will be restarted"
+            ));
+        }
+        let failed = |kind| {
+            self.probes
+                .get(&(name.clone(), kind))
+                .is_some_and(|p| p.container_id == current.id && p.passed == Some(false))
+        };
+        let probe = if failed(ProbeKind::Startup) {
+            "startup"
+        } else if failed(ProbeKind::Liveness) {
+            "liveness"
+        } else {
+            return None;
+        };
+        let restarts = if restart_policy == "Never" {
+            ""
+        } else {
+            ", will be restarted"
+        };
+        Some(format!("Container {name} failed {probe} probe{restarts}"))
+    }
+
+    /// Runs the probes that are due on the running containers; records an
+    /// Unhealthy event per failed run.
+    async fn run_probes(
+        &mut self,
+        pod: &Pod,
+        specs: &[Container],
+        containers: &[ContainerInfo],
+        sandbox_id: &str,
+    ) {
+        let runtime = self.ctx.runtime.clone();
+        let now = Utc::now();
+        let pod_ip = self.pod_ip(pod, sandbox_id).await;
+        for container in specs {
+            let Some(current) = instances(containers, &container.name).first().copied() else {
+                continue;
+            };
+            let RuntimeState::Running { started_at } = current.state else {
+                continue;
+            };
+            let started_at = started_at.unwrap_or(current.created_at);
+            let started = Probe::of(container, ProbeKind::Startup).is_none()
+                || self.passed(&container.name, ProbeKind::Startup, &current.id) == Some(true);
+            for kind in [
+                ProbeKind::Startup,
+                ProbeKind::Liveness,
+                ProbeKind::Readiness,
+            ] {
+                let Some(probe) = Probe::of(container, kind) else {
+                    continue;
+                };
+                if (kind == ProbeKind::Startup) == started {
+                    continue;
+                }
+                let key = (container.name.clone(), kind);
+                let state = self
+                    .probes
+                    .entry(key.clone())
+                    .or_insert_with(|| ProbeState::new(&current.id));
+                if state.container_id != current.id {
+                    *state = ProbeState::new(&current.id);
+                }
+                if !state.due(&probe, started_at, now) {
+                    continue;
+                }
+                let result = super::probe::run(
+                    &probe.action,
+                    probe.timeout,
+                    runtime.as_ref(),
+                    &current.id,
+                    pod_ip.as_deref(),
+                )
+                .await;
+                if let Some(state) = self.probes.get_mut(&key) {
+                    state.record(&probe, result.is_ok(), now);
+                }
+                if let Err(output) = result {
+                    tracing::debug!(uid = %self.uid, container = %container.name,
+                        probe = kind.label(), output, "probe failed");
+                    let message = format!("{} probe failed: {output}", kind.label());
+                    self.event(pod, "Warning", "Unhealthy", &message).await;
+                }
+            }
+        }
+    }
+
+    /// The verdict of a probe on container instance `id`.
+    fn passed(&self, name: &str, kind: ProbeKind, id: &str) -> Option<bool> {
+        self.probes
+            .get(&(name.to_owned(), kind))
+            .filter(|p| p.container_id == id)
+            .and_then(|p| p.passed)
+    }
+
+    /// What the probes say of each running container with probes.
+    fn probed(&self, pod: &Pod, containers: &[ContainerInfo]) -> HashMap<String, Probed> {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let mut out = HashMap::new();
+        for container in &spec.containers {
+            let Some(current) = instances(containers, &container.name).first().copied() else {
+                continue;
+            };
+            let verdict = |kind| match Probe::of(container, kind) {
+                None => true,
+                Some(_) => self.passed(&container.name, kind, &current.id) == Some(true),
+            };
+            let started = verdict(ProbeKind::Startup);
+            let ready = started && verdict(ProbeKind::Readiness);
+            out.insert(container.name.clone(), Probed { started, ready });
+        }
+        out
+    }
+
     /// Pulls the image as the policy says, then creates and starts one
     /// instance of `container`.
     async fn start_container(
@@ -423,6 +613,18 @@ impl PodWorker {
         if let Some(&failed_at) = self.pull_failed_at.get(&name)
             && self.pulls.remaining(&name, failed_at, now).is_some()
         {
+            // The failed attempt shows as ErrImagePull for a while (as long
+            // as upstream's pod worker waits before its next sync), then as
+            // ImagePullBackOff until the next attempt.
+            let shown = ERR_IMAGE_PULL_SHOWN.min(self.pulls.delay(&name) / 2);
+            let since = (now - failed_at).to_std().unwrap_or_default();
+            let pulling_failed = self
+                .waiting
+                .get(&name)
+                .is_some_and(|w| w.reason == "ErrImagePull");
+            if since < shown && pulling_failed {
+                return;
+            }
             let message = format!("Back-off pulling image {image:?}");
             self.waiting.insert(
                 name.clone(),
@@ -513,12 +715,15 @@ impl PodWorker {
             self.event(pod, "Normal", "Pulled", &message).await;
         }
 
+        let mut downward = Downward::for_host(&self.ctx.host_ip);
+        downward.pod_ips = self.pod_ip(pod, sandbox_id).await.into_iter().collect();
         let spec = container_spec(
             pod,
             container,
             sandbox_id,
             restart_count,
             &self.ctx.root_dir,
+            &downward,
         );
         for dir in empty_dirs(pod, &self.ctx.root_dir) {
             if let Err(error) = std::fs::create_dir_all(&dir) {
@@ -657,6 +862,7 @@ impl PodWorker {
                 }
             }
         }
+        self.ctx.statuses.remove(pod.namespace(), pod.name());
         tracing::info!(namespace = pod.namespace(), name = pod.name(), uid = %self.uid,
             "pod stopped");
         true
@@ -677,19 +883,14 @@ impl PodWorker {
         if let Some(id) = &sandbox
             && !host_network
         {
-            pod_ip = match &self.sandbox_ip {
-                Some((known, ip)) if known == id => ip.clone(),
-                _ => {
-                    let ip = self.ctx.runtime.sandbox_ip(id.clone()).await.ok().flatten();
-                    self.sandbox_ip = Some((id.clone(), ip.clone()));
-                    ip
-                }
-            };
+            pod_ip = self.pod_ip(pod, id).await;
         }
+        let probed = self.probed(pod, containers);
         let computed = status::compute(&StatusInput {
             pod,
             containers,
             waiting: &self.waiting,
+            probed: &probed,
             pod_ip,
             sandbox_ready: sandbox_ok && sandbox.is_some(),
             host_ip: self.ctx.host_ip.clone(),
@@ -697,6 +898,9 @@ impl PodWorker {
             now: Time::now(),
         });
         self.status = Some(computed.clone());
+        self.ctx
+            .statuses
+            .set(pod.namespace(), pod.name(), computed.clone());
 
         let Some(client) = &self.ctx.client else {
             return;
@@ -728,6 +932,24 @@ impl PodWorker {
             Err(e) if e.is_not_found() || e.is_conflict() => {}
             Err(error) => tracing::warn!(namespace = pod.namespace(), name = pod.name(), %error,
                 "writing the pod status failed"),
+        }
+    }
+
+    /// The pod's IP in sandbox `sandbox_id` (the node's with host network),
+    /// read once per sandbox.
+    async fn pod_ip(&mut self, pod: &Pod, sandbox_id: &str) -> Option<String> {
+        let host_network = pod.spec.as_ref().and_then(|s| s.host_network);
+        if host_network.unwrap_or(false) {
+            return Some(self.ctx.host_ip.clone());
+        }
+        match &self.sandbox_ip {
+            Some((known, ip)) if known == sandbox_id => ip.clone(),
+            _ => {
+                let id = sandbox_id.to_owned();
+                let ip = self.ctx.runtime.sandbox_ip(id.clone()).await.ok().flatten();
+                self.sandbox_ip = Some((id, ip.clone()));
+                ip
+            }
         }
     }
 
@@ -856,8 +1078,10 @@ pub fn container_spec(
     sandbox_id: &str,
     restart_count: u32,
     root_dir: &std::path::Path,
+    downward: &Downward,
 ) -> ContainerSpec {
     let spec = pod.spec.clone().unwrap_or_default();
+    let resolved = super::spec::resolve(pod, container, downward);
     let limits = container
         .resources
         .as_ref()
@@ -895,18 +1119,9 @@ pub fn container_spec(
         sandbox_id: sandbox_id.to_owned(),
         name: container.name.clone(),
         image: container.image.clone().unwrap_or_default(),
-        entrypoint: (!container.command.is_empty()).then(|| container.command.clone()),
-        cmd: (!container.args.is_empty()).then(|| container.args.clone()),
-        env: container
-            .env
-            .iter()
-            .filter_map(|e| {
-                e.value
-                    .as_ref()
-                    .map(|v| format!("{}={v}", e.name))
-                    .or_else(|| e.value_from.is_none().then(|| format!("{}=", e.name)))
-            })
-            .collect(),
+        entrypoint: (!resolved.command.is_empty()).then_some(resolved.command),
+        cmd: (!resolved.args.is_empty()).then_some(resolved.args),
+        env: resolved.env,
         working_dir: container.working_dir.clone().filter(|d| !d.is_empty()),
         memory_limit: limits.get("memory").and_then(|q| q.to_bytes().ok()),
         nano_cpus: limits
@@ -918,6 +1133,11 @@ pub fn container_spec(
         tty: container.tty.unwrap_or(false),
         stdin: container.stdin.unwrap_or(false),
         restart_count,
+        labels: [(
+            LABEL_CONTAINER_HASH.to_owned(),
+            super::spec::container_hash(container),
+        )]
+        .into(),
     }
 }
 
@@ -931,6 +1151,7 @@ mod tests {
         VolumeMount,
     };
     use crate::kubelet::fake::{Call, FakeRuntime};
+    use serde_json::json;
 
     fn pod(restart_policy: &str, containers: &[&str]) -> Pod {
         let mut pod = Pod::new("default", "web");
@@ -961,6 +1182,7 @@ mod tests {
             runtime: fake.clone(),
             client: None,
             recorder: None,
+            statuses: StatusBoard::default(),
         });
         let (_tx, rx) = watch::channel(Desired::Run(pod.clone()));
         PodWorker::new(ctx, pod.metadata.uid().to_owned(), rx)
@@ -1118,10 +1340,208 @@ mod tests {
         assert_eq!(waiting_reason(&w, 0).as_deref(), Some("ErrImagePull"));
         assert_eq!(w.status().unwrap().phase.as_deref(), Some("Pending"));
 
+        // The failed attempt stays visible for a while, then the wait shows.
         fake.clear_calls();
+        w.sync(&pod).await;
+        assert_eq!(waiting_reason(&w, 0).as_deref(), Some("ErrImagePull"));
+        let failed_at = w.pull_failed_at["web"] - chrono::Duration::seconds(6);
+        w.pull_failed_at.insert("web".into(), failed_at);
         w.sync(&pod).await;
         assert_eq!(waiting_reason(&w, 0).as_deref(), Some("ImagePullBackOff"));
         assert!(!fake.calls().iter().any(|c| matches!(c, Call::PullImage(_))));
+    }
+
+    #[tokio::test]
+    async fn a_changed_image_kills_the_container_and_starts_the_new_one() {
+        let fake = FakeRuntime::with_images(&[
+            "coxswain/pause:0.1",
+            "coxswain/web:0.1",
+            "coxswain/busybox:0.1",
+        ]);
+        let mut pod = pod("Always", &["web"]);
+        let mut w = worker(&fake, &pod);
+        w.sync(&pod).await;
+        let first = fake.containers_named("web")[0].clone();
+
+        // Nothing changed: nothing happens.
+        fake.clear_calls();
+        w.sync(&pod).await;
+        assert!(!fake.calls().iter().any(|c| matches!(c, Call::Stop(..))));
+
+        pod.spec.as_mut().unwrap().containers[0].image = Some("coxswain/busybox:0.1".into());
+        fake.clear_calls();
+        w.sync(&pod).await;
+        let calls = fake.calls();
+        assert!(calls.contains(&Call::Stop(first.id.clone(), Duration::from_secs(30))));
+        let started: Vec<_> = calls
+            .iter()
+            .filter_map(|c| match c {
+                Call::RunContainer(s) => Some((s.image.clone(), s.restart_count)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(started, [("coxswain/busybox:0.1".to_owned(), 1)]);
+        let status = w.status().unwrap().container_statuses[0].clone();
+        assert_eq!(status.image, "coxswain/busybox:0.1");
+        assert_eq!(status.restart_count, 1);
+        assert!(status.state.unwrap().running.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_removed_sandbox_takes_its_running_containers_with_it() {
+        let fake = FakeRuntime::with_images(&["coxswain/pause:0.1", "coxswain/web:0.1"]);
+        let mut pod = pod("Always", &["web"]);
+        pod.spec.as_mut().unwrap().termination_grace_period_seconds = Some(0);
+        let mut w = worker(&fake, &pod);
+        w.sync(&pod).await;
+        let old = fake.containers_named("web")[0].clone();
+
+        fake.remove_behind_the_back("POD");
+        fake.clear_calls();
+        w.sync(&pod).await;
+        let calls = fake.calls();
+        assert!(calls.contains(&Call::Stop(old.id.clone(), Duration::ZERO)));
+        let sandbox = fake.containers_named("POD")[0].clone();
+        assert_eq!(sandbox.restart_count, 1);
+        let running: Vec<_> = fake
+            .containers_named("web")
+            .into_iter()
+            .filter(|c| c.state.is_running())
+            .collect();
+        assert_eq!(running.len(), 1);
+        assert_eq!(running[0].restart_count, 1);
+        let joined = calls.iter().find_map(|c| match c {
+            Call::RunContainer(s) => Some(s.sandbox_id.clone()),
+            _ => None,
+        });
+        assert_eq!(joined, Some(sandbox.id));
+    }
+
+    #[tokio::test]
+    async fn failed_sandbox_creation_is_retried_with_back_off() {
+        let fake = FakeRuntime::with_images(&["coxswain/pause:0.1", "coxswain/web:0.1"]);
+        let pod = pod("Always", &["web"]);
+        let mut w = worker(&fake, &pod);
+        fake.fail_sandboxes(Some("sethostname: invalid argument"));
+        let attempts = |fake: &FakeRuntime| {
+            fake.calls()
+                .iter()
+                .filter(|c| matches!(c, Call::RunSandbox(_)))
+                .count()
+        };
+        w.sync(&pod).await;
+        w.sync(&pod).await;
+        assert_eq!(attempts(&fake), 2, "the first retry is immediate");
+        for _ in 0..3 {
+            w.sync(&pod).await;
+        }
+        assert_eq!(attempts(&fake), 2, "later ones wait");
+
+        fake.fail_sandboxes(None);
+        w.sandbox_failed_at = Some(Utc::now() - chrono::Duration::seconds(11));
+        w.sync(&pod).await;
+        assert_eq!(attempts(&fake), 3);
+        assert!(fake.containers_named("web")[0].state.is_running());
+    }
+
+    #[tokio::test]
+    async fn readiness_probes_drive_container_and_pod_readiness() {
+        let fake = FakeRuntime::with_images(&["coxswain/pause:0.1", "coxswain/web:0.1"]);
+        let mut pod = pod("Always", &["ok", "bad"]);
+        for c in &mut pod.spec.as_mut().unwrap().containers {
+            c.readiness_probe = Some(json!({"exec": {"command": ["check"]}}));
+        }
+        fake.set_exec_code("bad", 1);
+        let mut w = worker(&fake, &pod);
+        w.sync(&pod).await;
+        w.sync(&pod).await;
+        let status = w.status().unwrap();
+        assert!(status.container_statuses[0].ready);
+        assert!(!status.container_statuses[1].ready);
+        assert_eq!(status.condition("Ready").unwrap().status, "False");
+        assert_eq!(status.condition("ContainersReady").unwrap().status, "False");
+        assert!(
+            fake.calls()
+                .iter()
+                .any(|c| matches!(c, Call::Exec(_, cmd) if cmd == &["check"]))
+        );
+        // The failing probe does not kill: readiness only gates traffic.
+        assert_eq!(fake.containers_named("bad").len(), 1);
+
+        fake.set_exec_code("bad", 0);
+        w.probes.values_mut().for_each(|p| p.last_run = None);
+        w.sync(&pod).await;
+        assert_eq!(
+            w.status().unwrap().condition("Ready").unwrap().status,
+            "True"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_liveness_probe_kills_and_restarts_the_container() {
+        let fake = FakeRuntime::with_images(&["coxswain/pause:0.1", "coxswain/web:0.1"]);
+        let mut pod = pod("Always", &["web"]);
+        pod.spec.as_mut().unwrap().containers[0].liveness_probe = Some(json!({
+            "exec": {"command": ["false"]},
+            "failureThreshold": 2,
+        }));
+        fake.set_exec_code("web", 1);
+        let mut w = worker(&fake, &pod);
+        w.sync(&pod).await;
+        let first = fake.containers_named("web")[0].clone();
+        w.sync(&pod).await;
+        assert!(
+            first.state.is_running(),
+            "one failure is below the threshold"
+        );
+        assert!(fake.containers_named("web")[0].state.is_running());
+
+        w.probes.values_mut().for_each(|p| p.last_run = None);
+        w.sync(&pod).await;
+        let web = fake.containers_named("web");
+        let old = web.iter().find(|c| c.id == first.id).unwrap();
+        assert!(!old.state.is_running());
+        let new = web.iter().find(|c| c.state.is_running()).unwrap();
+        assert_eq!(new.restart_count, 1);
+        assert_eq!(w.status().unwrap().container_statuses[0].restart_count, 1);
+    }
+
+    #[tokio::test]
+    async fn probes_wait_for_the_startup_probe_and_the_initial_delay() {
+        let fake = FakeRuntime::with_images(&["coxswain/pause:0.1", "coxswain/web:0.1"]);
+        let mut pod = pod("Always", &["web"]);
+        let c = &mut pod.spec.as_mut().unwrap().containers[0];
+        c.startup_probe = Some(json!({"exec": {"command": ["started"]}}));
+        c.liveness_probe = Some(json!({"exec": {"command": ["alive"]}, "initialDelaySeconds": 60}));
+        let mut w = worker(&fake, &pod);
+        w.sync(&pod).await;
+        assert_eq!(
+            w.status().unwrap().container_statuses[0].started,
+            Some(false)
+        );
+        w.sync(&pod).await;
+        w.sync(&pod).await;
+        let status = w.status().unwrap().container_statuses[0].clone();
+        assert_eq!(status.started, Some(true));
+        assert!(status.ready);
+        let commands: Vec<Vec<String>> = fake
+            .calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Exec(_, cmd) => Some(cmd),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(commands, [vec!["started".to_owned()]]);
+    }
+
+    #[test]
+    fn sandboxes_of_long_named_pods_get_a_valid_hostname() {
+        let fake = FakeRuntime::with_images(&[]);
+        let mut p = pod("Always", &["web"]);
+        p.metadata.name = Some(format!("{}-x", "a".repeat(62)));
+        let w = worker(&fake, &p);
+        assert_eq!(w.sandbox_spec(&p, 0).hostname, "a".repeat(62));
     }
 
     #[tokio::test]
@@ -1240,6 +1660,7 @@ mod tests {
             "sb1",
             2,
             std::path::Path::new("/var/lib/cx"),
+            &Downward::default(),
         );
         assert_eq!(s.entrypoint, Some(vec!["/bin/sh".to_owned()]));
         assert_eq!(s.cmd, Some(vec!["-c".to_owned(), "sleep 1".to_owned()]));

@@ -39,11 +39,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use coxswain_ebpf::RuntimeWindow;
 pub use coxswain_ebpf::{EventKind, Namespaces, TraceEvent};
 /// The loader and `/proc` readers, for tools that drive the probes
 /// themselves (the probe overhead benchmark).
 pub use coxswain_ebpf::{ProbeControl, Probes, host};
-use coxswain_ebpf::RuntimeWindow;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 

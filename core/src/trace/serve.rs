@@ -86,7 +86,10 @@ pub fn router(transport: Arc<dyn Transport>) -> Router {
 /// Whether the viewer may read `path` through the proxy.
 pub fn allowed(path: &str) -> bool {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    if segments.iter().any(|s| s.is_empty() || *s == "." || *s == "..") {
+    if segments
+        .iter()
+        .any(|s| s.is_empty() || *s == "." || *s == "..")
+    {
         return false;
     }
     match segments.as_slice() {
@@ -143,7 +146,9 @@ async fn forward(State(transport): State<Arc<dyn Transport>>, request: Request) 
             let mut answer = Response::new(Body::new(body));
             *answer.status_mut() = parts.status;
             if let Some(kind) = parts.headers.get(header::CONTENT_TYPE) {
-                answer.headers_mut().insert(header::CONTENT_TYPE, kind.clone());
+                answer
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, kind.clone());
             }
             answer
                 .headers_mut()
@@ -151,7 +156,8 @@ async fn forward(State(transport): State<Arc<dyn Transport>>, request: Request) 
             answer
         }
         Err(error) => {
-            tracing::warn!(path = %target, %error, "the viewer proxy could not reach the apiserver");
+            tracing::warn!(path = %target, %error,
+                "the viewer proxy could not reach the apiserver");
             (
                 StatusCode::BAD_GATEWAY,
                 format!("cannot reach the apiserver: {error}\n"),

@@ -204,15 +204,26 @@ fn the_kernel_record_of_a_containers_end_is_kept_next_to_it() {
     hub.ingest(exit);
 
     let trace = hub.pod("default", "web").unwrap();
-    let hog = trace.containers.iter().find(|c| c.container == "hog").unwrap();
+    let hog = trace
+        .containers
+        .iter()
+        .find(|c| c.container == "hog")
+        .unwrap();
     let ended = hog.exit.clone().unwrap();
-    assert_eq!((ended.pid, ended.signal, ended.exit_code), (200, Some(9), None));
+    assert_eq!(
+        (ended.pid, ended.signal, ended.exit_code),
+        (200, Some(9), None)
+    );
     assert_eq!(hog.oom_kills.len(), 1);
     assert_eq!(
         hog.kernel_summary().unwrap(),
         "OOM kill (dd, pid 201); killed by SIGKILL"
     );
-    let sandbox = trace.containers.iter().find(|c| c.container == "POD").unwrap();
+    let sandbox = trace
+        .containers
+        .iter()
+        .find(|c| c.container == "POD")
+        .unwrap();
     assert_eq!(sandbox.kernel_summary(), None);
 }
 
@@ -236,7 +247,11 @@ fn processes_still_in_a_removed_containers_cgroup_are_leftovers() {
     let root = std::env::temp_dir().join(format!("coxswain-leftovers-{}", std::process::id()));
     let cgroup = root.join("system.slice/docker-abc.scope");
     std::fs::create_dir_all(&cgroup).unwrap();
-    std::fs::write(cgroup.join("cgroup.procs"), format!("{}\n", std::process::id())).unwrap();
+    std::fs::write(
+        cgroup.join("cgroup.procs"),
+        format!("{}\n", std::process::id()),
+    )
+    .unwrap();
     let mut app = record("app", 200, 8, 50, 61);
     app.cgroup_path = Some("/system.slice/docker-abc.scope".into());
     let gone = record("old", 300, 9, 50, 62);

@@ -407,7 +407,8 @@ impl Driver {
         let mut stderr = std::io::stderr().lock();
         let _ = write!(
             stderr,
-            "\r{name:<8} [{bar}] running {:>7}/{target}  live {:>7}  scheduled {:>7}  {seconds:>6.1} s ",
+            "\r{name:<8} [{bar}] running {:>7}/{target}  live {:>7}  scheduled {:>7}  \
+             {seconds:>6.1} s ",
             sample.running, sample.live, sample.scheduled_total
         );
         let _ = stderr.flush();
