@@ -9,6 +9,11 @@ mod logging;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc keeps allocation cheap and fragmentation low under the many
+/// small, short-lived allocations of JSON requests and watch events.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "coxswain", version = coxswain_core::COXSWAIN_VERSION, about)]
 struct Cli {

@@ -268,6 +268,24 @@ fn a_pull_that_fails_shows_errimagepull_and_the_server_keeps_serving() {
         "the server keeps serving"
     );
 
+    // An exec readiness probe that fails keeps a running pod out of Ready.
+    let probed = cluster.data_dir.join("probed.yml");
+    std::fs::write(
+        &probed,
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: probed\nspec:\n  containers:\n  \
+         - name: c\n    image: coxswain/busybox:0.1\n    command: [sleep, \"3600\"]\n    \
+         readinessProbe:\n      exec:\n        command: [\"false\"]\n      periodSeconds: 1\n",
+    )
+    .unwrap();
+    cluster.kubectl_ok(&["apply", "-f", probed.to_str().unwrap()]);
+    cluster.wait_for("the probed pod to run unready", 60, || {
+        let pods = cluster.kubectl_ok(&["get", "pods"]);
+        let row = rows(&pods, "probed").into_iter().next()?;
+        let unhealthy = cluster.kubectl_ok(&["describe", "pod", "probed"]);
+        (row[1] == "0/1" && row[2] == "Running" && unhealthy.contains("Readiness probe failed"))
+            .then_some(())
+    });
+
     // `--sort-by` on a field outside metadata needs whole objects in rows.
     let sorted = cluster.kubectl_ok(&["get", "events", "--sort-by=.lastTimestamp"]);
     assert!(sorted.contains("Scheduled"), "{sorted}");

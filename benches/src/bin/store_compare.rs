@@ -64,8 +64,8 @@ where
     for t in 0..tasks {
         let op = op.clone();
         handles.push(tokio::spawn(async move {
-            for n in 0..per_task {
-                op(t * per_task + n).await?;
+            for i in (t * per_task..(t + 1) * per_task).take_while(|&i| i < ops) {
+                op(i).await?;
             }
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
         }));
@@ -73,7 +73,7 @@ where
     for handle in handles {
         handle.await??;
     }
-    Ok((per_task * tasks) as f64 / started.elapsed().as_secs_f64())
+    Ok(ops as f64 / started.elapsed().as_secs_f64())
 }
 
 struct Row {

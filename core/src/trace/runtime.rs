@@ -115,4 +115,13 @@ impl Runtime for TracedRuntime {
     fn container_pid(&self, id: String) -> BoxFuture<'_, Result<Option<u32>>> {
         self.inner.container_pid(id)
     }
+
+    fn exec(
+        &self,
+        id: String,
+        command: Vec<String>,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<crate::kubelet::runtime::ExecOutcome>> {
+        self.inner.exec(id, command, timeout)
+    }
 }
