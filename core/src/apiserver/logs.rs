@@ -45,14 +45,23 @@ pub async fn pod_log(
             group: String::new(),
             kind: "pods".into(),
         })?;
-    let containers: Vec<String> = pod.object["spec"]["containers"]
-        .as_array()
+    let names = |field: &str| -> Vec<String> {
+        pod.object["spec"][field]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let containers = names("containers");
+    // Init containers have logs too; without a name, only a pod with one
+    // app container has a default, as upstream's.
+    let all: Vec<String> = names("initContainers")
         .into_iter()
-        .flatten()
-        .filter_map(|c| c["name"].as_str().map(str::to_owned))
+        .chain(containers.iter().cloned())
         .collect();
     let container = match call.param("container").filter(|c| !c.is_empty()) {
-        Some(c) if containers.iter().any(|x| x == c) => c.to_owned(),
+        Some(c) if all.iter().any(|x| x == c) => c.to_owned(),
         Some(c) => {
             return Err(ApiError::BadRequest(format!(
                 "container {c} is not valid for pod {name}"
@@ -62,7 +71,7 @@ pub async fn pod_log(
         None => {
             return Err(ApiError::BadRequest(format!(
                 "a container name must be specified for pod {name}, choose one of: [{}]",
-                containers.join(" ")
+                all.join(" ")
             )));
         }
     };

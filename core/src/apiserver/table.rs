@@ -487,9 +487,16 @@ fn pod_cells(pod: &Value, now: DateTime<Utc>) -> Vec<Value> {
         .iter()
         .filter(|s| s["ready"].as_bool() == Some(true))
         .count();
+    // While the pod initializes, the restarts shown are the init
+    // containers' up to the one it waits for; then the app containers'.
+    let initializing = initializing(spec, status);
+    let counted = match &initializing {
+        Some((_, visited)) => *visited,
+        None => statuses,
+    };
     let mut restarts = 0;
     let mut last_restart: Option<DateTime<Utc>> = None;
-    for s in statuses {
+    for s in counted {
         restarts += s["restartCount"].as_i64().unwrap_or(0);
         if let Some(t) = s["lastState"]["terminated"]["finishedAt"]
             .as_str()
@@ -517,29 +524,26 @@ fn pod_cells(pod: &Value, now: DateTime<Utc>) -> Vec<Value> {
     if let Some(r) = status["reason"].as_str().filter(|r| !r.is_empty()) {
         reason = r.to_owned();
     }
-    let mut has_running = false;
-    for s in statuses.iter().rev() {
-        let state = &s["state"];
-        if let Some(r) = state["waiting"]["reason"]
-            .as_str()
-            .filter(|r| !r.is_empty())
-        {
-            reason = r.to_owned();
-        } else if state["terminated"].is_object() {
-            let t = &state["terminated"];
-            reason = match t["reason"].as_str().filter(|r| !r.is_empty()) {
-                Some(r) => r.to_owned(),
-                None => match t["signal"].as_i64().filter(|s| *s != 0) {
-                    Some(signal) => format!("Signal:{signal}"),
-                    None => format!("ExitCode:{}", t["exitCode"].as_i64().unwrap_or(0)),
-                },
-            };
-        } else if state["running"].is_object() && s["ready"].as_bool() == Some(true) {
-            has_running = true;
+    if let Some((init_reason, _)) = initializing {
+        reason = init_reason;
+    } else {
+        let mut has_running = false;
+        for s in statuses.iter().rev() {
+            let state = &s["state"];
+            if let Some(r) = state["waiting"]["reason"]
+                .as_str()
+                .filter(|r| !r.is_empty())
+            {
+                reason = r.to_owned();
+            } else if state["terminated"].is_object() {
+                reason = terminated_reason(&state["terminated"]);
+            } else if state["running"].is_object() && s["ready"].as_bool() == Some(true) {
+                has_running = true;
+            }
         }
-    }
-    if reason == "Completed" && has_running {
-        reason = "Running".into();
+        if reason == "Completed" && has_running {
+            reason = "Running".into();
+        }
     }
     if meta["deletionTimestamp"].is_string() {
         reason = if status["reason"] == "NodeLost" {
@@ -564,6 +568,56 @@ fn pod_cells(pod: &Value, now: DateTime<Utc>) -> Vec<Value> {
             format!("0/{gates}")
         }),
     ]
+}
+
+/// Where a pod's init containers stand, as upstream's `printPod` reads
+/// them: `None` once they all completed (or the pod is `Initialized`), else
+/// the STATUS to show (`Init:<reason>` for the first that failed or waits
+/// with a reason, `Init:<done>/<total>` otherwise) and the init container
+/// statuses up to that one, whose restarts are shown.
+fn initializing<'a>(spec: &Value, status: &'a Value) -> Option<(String, &'a [Value])> {
+    let total = spec["initContainers"].as_array().map_or(0, Vec::len);
+    let statuses = status["initContainerStatuses"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let mut found = None;
+    for (i, s) in statuses.iter().enumerate() {
+        let state = &s["state"];
+        let terminated = &state["terminated"];
+        let waiting = state["waiting"]["reason"]
+            .as_str()
+            .filter(|r| !r.is_empty() && *r != "PodInitializing");
+        let shown = if terminated.is_object() {
+            if terminated["exitCode"].as_i64().unwrap_or(0) == 0 {
+                continue;
+            }
+            format!("Init:{}", terminated_reason(terminated))
+        } else if let Some(reason) = waiting {
+            format!("Init:{reason}")
+        } else {
+            format!("Init:{i}/{total}")
+        };
+        found = Some((shown, &statuses[..=i]));
+        break;
+    }
+    let initialized = status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Initialized" && c["status"] == "True");
+    found.filter(|_| !initialized)
+}
+
+/// A terminated container's reason, else its signal, else its exit code.
+fn terminated_reason(terminated: &Value) -> String {
+    match terminated["reason"].as_str().filter(|r| !r.is_empty()) {
+        Some(r) => r.to_owned(),
+        None => match terminated["signal"].as_i64().filter(|s| *s != 0) {
+            Some(signal) => format!("Signal:{signal}"),
+            None => format!("ExitCode:{}", terminated["exitCode"].as_i64().unwrap_or(0)),
+        },
+    }
 }
 
 fn node_cells(node: &Value, now: DateTime<Utc>) -> Vec<Value> {
@@ -695,6 +749,56 @@ mod tests {
         assert_eq!(cells[2], "ImagePullBackOff");
         assert_eq!(cells[5], "<none>");
         assert_eq!(cells[6], "n1");
+    }
+
+    fn initializing_pod(init: Value, initialized: bool) -> Value {
+        let condition = if initialized { "True" } else { "False" };
+        json!({
+            "metadata": {"name": "p"},
+            "spec": {"initContainers": [{"name": "a"}, {"name": "b"}],
+                     "containers": [{"name": "c"}]},
+            "status": {"phase": "Pending", "initContainerStatuses": init,
+                "conditions": [{"type": "Initialized", "status": condition}],
+                "containerStatuses": [{"name": "c", "ready": false, "restartCount": 0,
+                    "state": {"waiting": {"reason": "PodInitializing"}}}]}
+        })
+    }
+
+    #[test]
+    fn a_pod_with_init_containers_shows_their_progress() {
+        let waiting = |reason: &str| json!({"waiting": {"reason": reason}});
+        let done = json!({"terminated": {"exitCode": 0, "reason": "Completed"}});
+        let status = |a: Value, b: Value, restarts: i64| {
+            let init = json!([
+                {"name": "a", "restartCount": restarts, "state": a,
+                 "lastState": {"terminated": {"exitCode": 1,
+                                              "finishedAt": "2026-01-01T00:00:00Z"}}},
+                {"name": "b", "restartCount": 0, "state": b},
+            ]);
+            let cells = pod_cells(&initializing_pod(init, false), Utc::now());
+            (cells[2].as_str().unwrap().to_owned(), cells[3].clone())
+        };
+
+        let pending = || waiting("PodInitializing");
+        let shown = |a: Value| status(a, pending(), 0).0;
+        assert_eq!(shown(json!({"running": {}})), "Init:0/2");
+        let (second, restarts) = status(done.clone(), json!({"running": {}}), 0);
+        assert_eq!((second.as_str(), restarts), ("Init:1/2", json!("0")));
+        let failed = json!({"terminated": {"exitCode": 1, "reason": "Error"}});
+        assert_eq!(shown(failed), "Init:Error");
+        let killed = json!({"terminated": {"exitCode": 137, "signal": 9}});
+        assert_eq!(shown(killed), "Init:Signal:9");
+        let exited = json!({"terminated": {"exitCode": 2}});
+        assert_eq!(shown(exited), "Init:ExitCode:2");
+        let (looping, restarts) = status(waiting("CrashLoopBackOff"), pending(), 3);
+        assert_eq!(looping, "Init:CrashLoopBackOff");
+        assert!(restarts.as_str().unwrap().starts_with("3 ("), "{restarts}");
+
+        // Once initialized, the app containers speak.
+        let init = json!([{"name": "a", "restartCount": 0, "state": done},
+                          {"name": "b", "restartCount": 0, "state": done}]);
+        let cells = pod_cells(&initializing_pod(init, true), Utc::now());
+        assert_eq!(cells[2], "PodInitializing");
     }
 
     #[test]

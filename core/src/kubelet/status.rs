@@ -2,6 +2,14 @@
 //! kubelet's status manager does: phase, conditions, container statuses,
 //! IPs, start time and QoS class.
 //!
+//! Init containers get `initContainerStatuses` of the same shape: a
+//! completed one is terminated with reason `Completed` and ready; the
+//! `Initialized` condition stays False (`ContainersNotInitialized`) until
+//! all of them completed or an app container ran; the phase is `Pending`
+//! while they run, and `Failed` when one failed under restart policy
+//! `Never`. Containers of a pod with init containers wait with reason
+//! `PodInitializing` before they are created, as upstream's do.
+//!
 //! [`compute`] is pure: given the pod, its containers, the reasons the
 //! worker is holding containers back (image pull errors, crash-loop
 //! back-off) and the previous status, it gives the status to report.
@@ -119,6 +127,11 @@ pub fn compute(input: &StatusInput<'_>) -> PodStatus {
     let spec = input.pod.spec.clone().unwrap_or_default();
     let previous = input.previous;
 
+    let not_created = if spec.init_containers.is_empty() {
+        "ContainerCreating"
+    } else {
+        "PodInitializing"
+    };
     let container_statuses: Vec<ContainerStatus> = spec
         .containers
         .iter()
@@ -129,12 +142,36 @@ pub fn compute(input: &StatusInput<'_>) -> PodStatus {
                 &instances(input.containers, &c.name),
                 input.waiting.get(&c.name),
                 input.probed.get(&c.name).copied(),
+                not_created,
             )
+        })
+        .collect();
+    let init_container_statuses: Vec<ContainerStatus> = spec
+        .init_containers
+        .iter()
+        .map(|c| {
+            let mut status = container_status(
+                &c.name,
+                c.image.as_deref().unwrap_or(""),
+                &instances(input.containers, &c.name),
+                input.waiting.get(&c.name),
+                None,
+                not_created,
+            );
+            // An init container is ready once it completed, started while
+            // it runs (upstream's prober for init containers without probes).
+            let state = status.state.clone().unwrap_or_default();
+            status.started = Some(state.running.is_some());
+            status.ready = state.terminated.is_some_and(|t| t.exit_code == 0);
+            status
         })
         .collect();
 
     let restart_policy = spec.restart_policy.as_deref().unwrap_or("Always");
-    let mut phase = phase(restart_policy, &container_statuses);
+    let mut phase = match init_phase(restart_policy, &init_container_statuses) {
+        Some(phase) => phase,
+        None => phase(restart_policy, &container_statuses),
+    };
     if let Some(prev) = previous.and_then(|p| p.phase.as_deref())
         && matches!(prev, "Succeeded" | "Failed")
     {
@@ -169,7 +206,11 @@ pub fn compute(input: &StatusInput<'_>) -> PodStatus {
             None,
             None,
         ),
-        condition("Initialized", true, None, None),
+        initialized(
+            &init_container_statuses,
+            &container_statuses,
+            phase == "Succeeded",
+        ),
         condition("Ready", ready, ready_reason.clone(), ready_message.clone()),
         condition("ContainersReady", ready, ready_reason, ready_message),
         condition("PodScheduled", true, None, None),
@@ -204,6 +245,7 @@ pub fn compute(input: &StatusInput<'_>) -> PodStatus {
         pod_ip,
         start_time: Some(start_time),
         container_statuses,
+        init_container_statuses,
         qos_class: Some(qos_class(input.pod).to_owned()),
         observed_generation: input.pod.metadata.generation,
         ..Default::default()
@@ -225,13 +267,87 @@ fn condition(
     }
 }
 
-/// One container's status from its instances (newest first).
+/// The `Initialized` condition (upstream `GeneratePodInitializedCondition`):
+/// True once every init container completed, or an app container ran (a
+/// pod initialized before stays so), `PodCompleted` for a pod that
+/// succeeded; else False with the init containers not yet completed.
+fn initialized(init: &[ContainerStatus], app: &[ContainerStatus], succeeded: bool) -> PodCondition {
+    if succeeded {
+        return condition("Initialized", true, Some("PodCompleted".into()), None);
+    }
+    let app_ran = app.iter().any(|s| {
+        let state = s.state.clone().unwrap_or_default();
+        state.running.is_some() || state.terminated.is_some()
+    });
+    let incomplete: Vec<&str> = init
+        .iter()
+        .filter(|s| !completed(s))
+        .map(|s| s.name.as_str())
+        .collect();
+    if app_ran || incomplete.is_empty() {
+        return condition("Initialized", true, None, None);
+    }
+    let message = format!(
+        "containers with incomplete status: [{}]",
+        incomplete.join(" ")
+    );
+    condition(
+        "Initialized",
+        false,
+        Some("ContainersNotInitialized".into()),
+        Some(message),
+    )
+}
+
+/// Whether a container's current state is a successful termination.
+fn completed(status: &ContainerStatus) -> bool {
+    status
+        .state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .is_some_and(|t| t.exit_code == 0)
+}
+
+/// The phase the init containers impose (upstream `getPhase`): `Failed`
+/// when one failed and the pod never restarts, `Pending` while one has yet
+/// to complete and has not failed; `None` when the app containers decide.
+fn init_phase(restart_policy: &str, init: &[ContainerStatus]) -> Option<&'static str> {
+    let (mut pending, mut failed) = (0, 0);
+    for status in init {
+        let state = status.state.clone().unwrap_or_default();
+        let last_failed = status
+            .last_state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .map(|t| t.exit_code != 0);
+        if let Some(t) = &state.terminated {
+            if t.exit_code != 0 {
+                failed += 1;
+            }
+        } else if state.waiting.is_some() && last_failed.is_some() {
+            if last_failed == Some(true) {
+                failed += 1;
+            }
+        } else {
+            pending += 1;
+        }
+    }
+    if failed > 0 && restart_policy == "Never" {
+        return Some("Failed");
+    }
+    (pending > 0).then_some("Pending")
+}
+
+/// One container's status from its instances (newest first); `not_created`
+/// is the waiting reason of a container that has no instance yet and
+/// nothing holding it back.
 fn container_status(
     name: &str,
     image: &str,
     instances: &[&ContainerInfo],
     waiting: Option<&Waiting>,
     probed: Option<Probed>,
+    not_created: &str,
 ) -> ContainerStatus {
     let current = instances.first();
     let mut status = ContainerStatus {
@@ -247,7 +363,7 @@ fn container_status(
                 w.reason.clone(),
                 Some(w.message.clone()).filter(|m| !m.is_empty()),
             ),
-            None => ("ContainerCreating".to_owned(), None),
+            None => (not_created.to_owned(), None),
         };
         status.state = Some(waiting_state(reason, message));
         return status;

@@ -2,7 +2,9 @@
 //!
 //! A worker syncs when its pod changes and every second: it keeps the pod
 //! sandbox running (a new sandbox, and fresh containers, when it died),
-//! starts missing containers in spec order, restarts exited ones as the
+//! runs the init containers one after another, each to completion, in every
+//! new sandbox, then starts missing containers in spec order, restarts
+//! exited ones as the
 //! restart policy says with crash-loop back-off (the first restart is
 //! immediate), keeps the latest exited instance of each container for
 //! `lastState` and `--previous` logs, and reports the pod's status when it
@@ -241,13 +243,23 @@ impl PodWorker {
             .to_owned();
         self.run_probes(pod, &spec.containers, &containers, &sandbox_id)
             .await;
-        for container in &spec.containers {
-            self.sync_container(pod, container, &sandbox_id, &containers, &restart_policy)
-                .await;
+        let initialized = self
+            .sync_init_containers(pod, &sandbox_id, &containers, &restart_policy)
+            .await;
+        if initialized {
+            for container in &spec.containers {
+                self.sync_container(pod, container, &sandbox_id, &containers, &restart_policy)
+                    .await;
+            }
         }
 
         // Containers no longer in the spec go.
-        let names: HashSet<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
+        let names: HashSet<&str> = spec
+            .init_containers
+            .iter()
+            .chain(&spec.containers)
+            .map(|c| c.name.as_str())
+            .collect();
         for stray in containers
             .iter()
             .filter(|c| !c.is_sandbox() && !names.contains(c.container_name.as_str()))
@@ -368,6 +380,81 @@ impl PodWorker {
             hostname: super::spec::hostname(pod),
             attempt,
         }
+    }
+
+    /// Runs the pod's init containers in order, each to successful
+    /// completion, in sandbox `sandbox_id`; returns whether all completed
+    /// there, so the app containers may start.
+    ///
+    /// Everything is read from the runtime, so a restarted kubelet does not
+    /// run them again: an init container counts as completed when its
+    /// latest instance, created in the current sandbox, exited with 0; the
+    /// pod counts as initialized when an app container was created in the
+    /// current sandbox. A new sandbox runs them all again. A failed one is
+    /// restarted with crash-loop back-off unless the restart policy is
+    /// `Never` (then the pod fails). Restartable init containers (sidecars,
+    /// `restartPolicy: Always` on the container) are run as ordinary ones:
+    /// this kubelet does not support them.
+    async fn sync_init_containers(
+        &mut self,
+        pod: &Pod,
+        sandbox_id: &str,
+        containers: &[ContainerInfo],
+        restart_policy: &str,
+    ) -> bool {
+        let spec = pod.spec.clone().unwrap_or_default();
+        if spec.init_containers.is_empty() {
+            return true;
+        }
+        let since = containers
+            .iter()
+            .find(|c| c.id == sandbox_id)
+            .map(|sandbox| sandbox.created_at);
+        let in_sandbox = |c: &ContainerInfo| since.is_none_or(|since| c.created_at >= since);
+        let app_created = spec
+            .containers
+            .iter()
+            .flat_map(|c| instances(containers, &c.name))
+            .any(|c| in_sandbox(c));
+        if app_created {
+            return true;
+        }
+
+        // A completed init container is never restarted: under `Always`
+        // too, only a failure restarts it.
+        let policy = if restart_policy == "Never" {
+            "Never"
+        } else {
+            "OnFailure"
+        };
+        for init in &spec.init_containers {
+            let found = instances(containers, &init.name);
+            match found.first() {
+                Some(current) if in_sandbox(current) => {
+                    if let RuntimeState::Exited { exit_code: 0, .. } = current.state {
+                        self.waiting.remove(&init.name);
+                        continue;
+                    }
+                    self.sync_container(pod, init, sandbox_id, containers, policy)
+                        .await;
+                }
+                Some(earlier) if !earlier.state.is_running() => {
+                    // It ran in an earlier sandbox: it runs again in this one.
+                    for old in found.iter().skip(1) {
+                        let _ = self.ctx.runtime.remove_container(old.id.clone()).await;
+                    }
+                    let restart_count = earlier.restart_count + 1;
+                    self.start_container(pod, init, sandbox_id, restart_count)
+                        .await;
+                }
+                _ => {
+                    self.sync_container(pod, init, sandbox_id, containers, policy)
+                        .await
+                }
+            }
+            return false;
+        }
+        true
     }
 
     async fn sync_container(
@@ -1229,6 +1316,188 @@ mod tests {
                 .iter()
                 .any(|c| matches!(c, Call::RunContainer(_) | Call::RunSandbox(_)))
         );
+    }
+
+    fn with_init(restart_policy: &str, inits: &[&str], apps: &[&str]) -> Pod {
+        let mut p = pod(restart_policy, apps);
+        let spec = p.spec.as_mut().unwrap();
+        spec.init_containers = pod(restart_policy, inits).spec.unwrap().containers;
+        p
+    }
+
+    /// The containers the worker created, `name:restart_count`, in order.
+    fn started(fake: &FakeRuntime) -> Vec<String> {
+        fake.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::RunContainer(s) => Some(format!("{}:{}", s.name, s.restart_count)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn state_of(status: &crate::api::ContainerStatus) -> crate::api::ContainerState {
+        status.state.clone().unwrap()
+    }
+
+    #[tokio::test]
+    async fn init_containers_run_one_after_another_before_the_app_containers() {
+        let fake = FakeRuntime::with_images(&["coxswain/pause:0.1", "coxswain/web:0.1"]);
+        let pod = with_init("Always", &["i1", "i2"], &["web"]);
+        let mut w = worker(&fake, &pod);
+        w.sync(&pod).await;
+        w.sync(&pod).await;
+        assert_eq!(started(&fake), ["i1:0"], "i2 waits for i1 to complete");
+        let status = w.status().unwrap();
+        assert_eq!(status.phase.as_deref(), Some("Pending"));
+        let initialized = status.condition("Initialized").unwrap();
+        assert_eq!(initialized.status, "False");
+        assert_eq!(
+            initialized.reason.as_deref(),
+            Some("ContainersNotInitialized")
+        );
+        assert_eq!(
+            initialized.message.as_deref(),
+            Some("containers with incomplete status: [i1 i2]")
+        );
+        let init = &status.init_container_statuses;
+        assert_eq!(init.len(), 2);
+        assert!(state_of(&init[0]).running.is_some());
+        assert_eq!((init[0].started, init[0].ready), (Some(true), false));
+        let i2 = state_of(&init[1]).waiting.unwrap();
+        assert_eq!(i2.reason.as_deref(), Some("PodInitializing"));
+        let web = state_of(&status.container_statuses[0]).waiting.unwrap();
+        assert_eq!(web.reason.as_deref(), Some("PodInitializing"));
+
+        fake.exit("i1", 0);
+        w.sync(&pod).await;
+        assert_eq!(started(&fake), ["i1:0", "i2:0"]);
+        fake.exit("i2", 0);
+        w.sync(&pod).await;
+        assert_eq!(started(&fake), ["i1:0", "i2:0", "web:0"]);
+
+        let status = w.status().unwrap();
+        assert_eq!(status.phase.as_deref(), Some("Running"));
+        assert_eq!(status.condition("Initialized").unwrap().status, "True");
+        for init in &status.init_container_statuses {
+            let done = state_of(init).terminated.unwrap();
+            assert_eq!(
+                (done.exit_code, done.reason.as_deref()),
+                (0, Some("Completed"))
+            );
+            assert_eq!((init.started, init.ready), (Some(false), true));
+        }
+        // Completed init containers are kept (for logs and for a restarted
+        // kubelet) and never run again.
+        fake.clear_calls();
+        w.sync(&pod).await;
+        assert!(started(&fake).is_empty());
+        assert_eq!(fake.containers_named("i1").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_init_container_restarts_with_crash_loop_back_off() {
+        let fake = FakeRuntime::with_images(&["coxswain/pause:0.1", "coxswain/web:0.1"]);
+        let pod = with_init("Always", &["init"], &["web"]);
+        let mut w = worker(&fake, &pod);
+        w.sync(&pod).await;
+        fake.exit("init", 1);
+        w.sync(&pod).await;
+        assert_eq!(
+            started(&fake),
+            ["init:0", "init:1"],
+            "the first restart is at once"
+        );
+
+        fake.exit("init", 1);
+        w.sync(&pod).await;
+        assert_eq!(started(&fake), ["init:0", "init:1"]);
+        let status = w.status().unwrap();
+        assert_eq!(status.phase.as_deref(), Some("Pending"));
+        let init = &status.init_container_statuses[0];
+        assert_eq!(init.restart_count, 1);
+        let waiting = state_of(init).waiting.unwrap();
+        assert_eq!(waiting.reason.as_deref(), Some("CrashLoopBackOff"));
+        let last = init.last_state.clone().unwrap().terminated.unwrap();
+        assert_eq!((last.exit_code, last.reason.as_deref()), (1, Some("Error")));
+        assert_eq!(status.condition("Initialized").unwrap().status, "False");
+
+        // After the back-off it runs again, and once it completes the app
+        // container starts.
+        w.restarts.reset("init");
+        w.sync(&pod).await;
+        fake.exit("init", 0);
+        w.sync(&pod).await;
+        assert_eq!(started(&fake), ["init:0", "init:1", "init:2", "web:0"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_init_container_fails_a_pod_that_never_restarts() {
+        let fake = FakeRuntime::with_images(&["coxswain/pause:0.1", "coxswain/web:0.1"]);
+        let pod = with_init("Never", &["init"], &["web"]);
+        let mut w = worker(&fake, &pod);
+        w.sync(&pod).await;
+        fake.exit("init", 2);
+        w.sync(&pod).await;
+        w.sync(&pod).await;
+        assert_eq!(started(&fake), ["init:0"]);
+        let status = w.status().unwrap();
+        assert_eq!(status.phase.as_deref(), Some("Failed"));
+        assert_eq!(status.condition("Initialized").unwrap().status, "False");
+        let failed = state_of(&status.init_container_statuses[0])
+            .terminated
+            .unwrap();
+        assert_eq!(
+            (failed.exit_code, failed.reason.as_deref()),
+            (2, Some("Error"))
+        );
+        assert!(!fake.containers_named("POD")[0].state.is_running());
+    }
+
+    #[tokio::test]
+    async fn a_restarted_kubelet_does_not_run_completed_init_containers_again() {
+        let fake = FakeRuntime::with_images(&["coxswain/pause:0.1", "coxswain/web:0.1"]);
+        let pod = with_init("Always", &["init"], &["web"]);
+        let mut w = worker(&fake, &pod);
+        w.sync(&pod).await;
+        fake.exit("init", 0);
+        w.sync(&pod).await;
+        assert_eq!(started(&fake), ["init:0", "web:0"]);
+
+        fake.clear_calls();
+        let mut restarted = worker(&fake, &pod);
+        restarted.sync(&pod).await;
+        assert!(started(&fake).is_empty());
+        let status = restarted.status().unwrap();
+        assert_eq!(status.condition("Initialized").unwrap().status, "True");
+        assert_eq!(status.phase.as_deref(), Some("Running"));
+
+        // Without the init container's record, the app container that ran
+        // in this sandbox says the pod was initialized.
+        fake.remove_behind_the_back("init");
+        let mut restarted = worker(&fake, &pod);
+        restarted.sync(&pod).await;
+        assert!(started(&fake).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_new_sandbox_runs_the_init_containers_again() {
+        let fake = FakeRuntime::with_images(&["coxswain/pause:0.1", "coxswain/web:0.1"]);
+        let mut pod = with_init("Always", &["init"], &["web"]);
+        pod.spec.as_mut().unwrap().termination_grace_period_seconds = Some(0);
+        let mut w = worker(&fake, &pod);
+        w.sync(&pod).await;
+        fake.exit("init", 0);
+        w.sync(&pod).await;
+
+        fake.exit("POD", 0);
+        fake.clear_calls();
+        w.sync(&pod).await;
+        assert_eq!(started(&fake), ["init:1"]);
+        fake.exit("init", 0);
+        w.sync(&pod).await;
+        assert_eq!(started(&fake), ["init:1", "web:1"]);
+        assert_eq!(fake.containers_named("init").len(), 2);
     }
 
     #[tokio::test]

@@ -24,7 +24,8 @@
 //! ([`StoreError::Unavailable`]): what reached the disk is unknown, and only
 //! a restart, which reads it back, can tell.
 //!
-//! The log uses plain file IO (`write` + `fdatasync` on a std `File`). The
+//! The log uses plain file IO (`pwrite` + `fdatasync` on a std `File`, into
+//! segment files grown ahead in chunks of zeros; see [`WalWriter`]). The
 //! io_uring path named in the architecture is not built: on the machines we
 //! measured, a synced 4 KiB write was not faster through tokio-uring, and
 //! with group commit the sync count, not the submission cost, bounds writes.
@@ -189,7 +190,7 @@ impl DurableStore {
             snapshot_revision = recovered.snapshot_revision,
             replayed = recovered.replayed,
             elapsed_ms = started.elapsed().as_millis() as u64,
-            wal_io = "std::fs write + fdatasync",
+            wal_io = "std::fs pwrite + fdatasync",
             io_uring_enabled = io_uring_enabled(),
             "store opened"
         );

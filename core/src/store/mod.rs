@@ -11,6 +11,12 @@
 //! * a watch can start from any revision still inside the retained window,
 //!   and gets [`StoreError::Expired`] for an older one.
 //!
+//! Two backends keep it: [`MemoryStore`] (everything in memory, gone at
+//! exit; the reference) and [`DurableStore`] (a write-ahead log synced before
+//! every acknowledgement, snapshots, recovery; what `coxswain apiserver` and
+//! `coxswain up` run on). The conformance suite (`conformance.rs`) runs the
+//! same checks on both.
+//!
 //! Records carry the object twice: as parsed JSON for in-process readers
 //! (selectors, admission) and as the encoded bytes that every response and
 //! watch event shares. Writes are async so that a durable backend can wait

@@ -101,12 +101,19 @@ pub(super) fn note(trace: &mut PodTrace, container: &str, event: &TraceEvent) {
             });
         }
         EventKind::OomKill => {
-            // The newest instance of the container that still ran.
+            // The newest instance of the container started before the kill
+            // that still ran.
             let Some(record) = trace
                 .containers
                 .iter_mut()
-                .filter(|c| c.container == container && c.registered_ns <= event.time_ns)
-                .max_by_key(|c| (c.exit.is_none(), c.registered_ns))
+                .filter(|c| c.container == container)
+                .max_by_key(|c| {
+                    (
+                        c.registered_ns <= event.time_ns,
+                        c.exit.is_none(),
+                        c.registered_ns,
+                    )
+                })
             else {
                 return;
             };
