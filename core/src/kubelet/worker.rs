@@ -415,7 +415,7 @@ impl PodWorker {
             .containers
             .iter()
             .flat_map(|c| instances(containers, &c.name))
-            .any(|c| in_sandbox(c));
+            .any(in_sandbox);
         if app_created {
             return true;
         }
