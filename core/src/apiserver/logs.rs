@@ -7,7 +7,6 @@
 //! apiserver's own machine, and refusing other addresses keeps a Node object
 //! from turning the apiserver into a client of arbitrary hosts.
 
-use std::net::IpAddr;
 
 use axum::body::Body;
 use axum::response::Response;
@@ -84,29 +83,7 @@ pub async fn pod_log(
             "pod {name} does not have a host assigned"
         )));
     }
-    let node_record = state
-        .store
-        .get(&Key::new("nodes", "", &node))
-        .ok_or_else(|| {
-            ApiError::BadRequest(format!("node {node} of pod {name} is not registered"))
-        })?;
-    let status = &node_record.object["status"];
-    let address = status["addresses"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|a| a["type"] == "InternalIP")
-        .and_then(|a| a["address"].as_str())
-        .and_then(|a| a.parse::<IpAddr>().ok())
-        .ok_or_else(|| ApiError::BadRequest(format!("node {node} has no InternalIP address")))?;
-    if !address.is_loopback() {
-        return Err(ApiError::BadRequest(format!(
-            "node {node} has address {address}: only loopback node agents are reachable"
-        )));
-    }
-    let port = status["daemonEndpoints"]["kubeletEndpoint"]["Port"]
-        .as_u64()
-        .unwrap_or(10250);
+    let (host, port) = super::node_proxy::agent_address(state, &node)?;
 
     let mut query = Vec::new();
     for key in PASSED_THROUGH {
@@ -115,10 +92,6 @@ pub async fn pod_log(
         }
     }
     let query = serde_urlencoded::to_string(&query).unwrap_or_default();
-    let host = match address {
-        IpAddr::V6(v6) => format!("[{v6}]"),
-        IpAddr::V4(v4) => v4.to_string(),
-    };
     let uri = format!("http://{host}:{port}/containerLogs/{namespace}/{name}/{container}?{query}");
     let request = Request::get(&uri)
         .header(

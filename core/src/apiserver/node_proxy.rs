@@ -80,7 +80,7 @@ pub async fn trace(
 }
 
 /// The loopback address and port of `node`'s agent, from its Node object.
-fn agent_address(state: &ApiState, node: &str) -> ApiResult<(String, u64)> {
+pub(super) fn agent_address(state: &ApiState, node: &str) -> ApiResult<(String, u64)> {
     let record = state
         .store
         .get(&Key::new("nodes", "", node))
