@@ -292,9 +292,22 @@ fn a_pull_that_fails_shows_errimagepull_and_the_server_keeps_serving() {
 
     // A namespace is Terminating until the pods in it are gone, then it goes.
     let ns = cluster.data_dir.join("ns.yml");
-    std::fs::write(&ns, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: scratch\n").unwrap();
+    std::fs::write(
+        &ns,
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: scratch\n",
+    )
+    .unwrap();
     cluster.kubectl_ok(&["apply", "-f", ns.to_str().unwrap()]);
-    let run = ["-n", "scratch", "run", "sleeper", "--image=coxswain/busybox:0.1", "--", "sleep", "3600"];
+    let run = [
+        "-n",
+        "scratch",
+        "run",
+        "sleeper",
+        "--image=coxswain/busybox:0.1",
+        "--",
+        "sleep",
+        "3600",
+    ];
     cluster.kubectl_ok(&run);
     cluster.wait_for("the pod in the scratch namespace to run", 60, || {
         let pods = cluster.kubectl_ok(&["-n", "scratch", "get", "pods"]);
@@ -303,12 +316,19 @@ fn a_pull_that_fails_shows_errimagepull_and_the_server_keeps_serving() {
     });
     let deleted = cluster.kubectl(&["delete", "namespace", "scratch", "--wait=false"]);
     assert!(deleted.status.success());
-    let phase =
-        cluster.kubectl_ok(&["get", "namespace", "scratch", "-o", "jsonpath={.status.phase}"]);
+    let phase = cluster.kubectl_ok(&[
+        "get",
+        "namespace",
+        "scratch",
+        "-o",
+        "jsonpath={.status.phase}",
+    ]);
     assert_eq!(phase, "Terminating");
     cluster.wait_for("the namespace to be removed", 90, || {
         let out = cluster.kubectl(&["get", "namespace", "scratch"]);
-        String::from_utf8_lossy(&out.stderr).contains("NotFound").then_some(())
+        String::from_utf8_lossy(&out.stderr)
+            .contains("NotFound")
+            .then_some(())
     });
     let _ = cluster.kubectl(&["delete", "pod", "bad", "--grace-period=0", "--force"]);
 }

@@ -516,17 +516,39 @@ async fn a_deleted_namespace_is_terminating_and_refuses_new_pods_until_finalized
     let server = start().await;
     let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gone"}});
     send(&server.client, Method::POST, "/api/v1/namespaces", ns).await;
-    let (status, body) = send(&server.client, Method::DELETE, "/api/v1/namespaces/gone", json!({})).await;
+    let (status, body) = send(
+        &server.client,
+        Method::DELETE,
+        "/api/v1/namespaces/gone",
+        json!({}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"]["phase"], "Terminating");
-    let (status, body) =
-        send(&server.client, Method::POST, "/api/v1/namespaces/gone/pods", pod("p")).await;
+    let (status, body) = send(
+        &server.client,
+        Method::POST,
+        "/api/v1/namespaces/gone/pods",
+        pod("p"),
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let finalize = json!({"metadata": {"name": "gone"}, "spec": {"finalizers": []}});
-    let (status, _) =
-        send(&server.client, Method::PUT, "/api/v1/namespaces/gone/finalize", finalize).await;
+    let (status, _) = send(
+        &server.client,
+        Method::PUT,
+        "/api/v1/namespaces/gone/finalize",
+        finalize,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = send(&server.client, Method::GET, "/api/v1/namespaces/gone", Value::Null).await;
+    let (status, _) = send(
+        &server.client,
+        Method::GET,
+        "/api/v1/namespaces/gone",
+        Value::Null,
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -536,12 +558,25 @@ async fn finalizers_hold_a_deleted_pod_until_they_are_removed() {
     let mut held = pod("held");
     held["metadata"]["finalizers"] = json!(["example.com/hold"]);
     send(&server.client, Method::POST, PODS, held).await;
-    send(&server.client, Method::DELETE, &format!("{PODS}/held"), json!({})).await;
+    send(
+        &server.client,
+        Method::DELETE,
+        &format!("{PODS}/held"),
+        json!({}),
+    )
+    .await;
     let pod: Pod = server.client.get("default", "held").await.unwrap();
     assert!(pod.metadata.deletion_timestamp.is_some());
     let release = json!({"metadata": {"finalizers": null}});
     let _: Result<Pod, _> = server.client.merge_patch("default", "held", &release).await;
-    assert!(server.client.get_opt::<Pod>("default", "held").await.unwrap().is_none());
+    assert!(
+        server
+            .client
+            .get_opt::<Pod>("default", "held")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -558,7 +593,8 @@ async fn pod_specs_are_immutable_except_images_and_requests_may_not_exceed_limit
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    let env = json!({"spec": {"containers": [{"name": "web", "env": [{"name": "X", "value": "1"}]}]}});
+    let env =
+        json!({"spec": {"containers": [{"name": "web", "env": [{"name": "X", "value": "1"}]}]}});
     let (status, body) = send_raw(
         &server.client,
         Method::PATCH,
@@ -568,15 +604,33 @@ async fn pod_specs_are_immutable_except_images_and_requests_may_not_exceed_limit
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(body["message"].as_str().unwrap().contains("pod updates may not change fields"));
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("pod updates may not change fields")
+    );
 
     let mut greedy = pod("greedy");
     greedy["spec"]["containers"][0]["resources"] =
         json!({"requests": {"memory": "2Gi"}, "limits": {"memory": "1Gi"}});
     let (status, body) = send(&server.client, Method::POST, PODS, greedy).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(body["details"]["causes"][0]["field"], "spec.containers[0].resources.requests");
+    assert_eq!(
+        body["details"]["causes"][0]["field"],
+        "spec.containers[0].resources.requests"
+    );
 
-    let (status, _) = send(&server.client, Method::PUT, &format!("{PODS}/other"), pod("a")).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "a name that differs from the URL is a 400");
+    let (status, _) = send(
+        &server.client,
+        Method::PUT,
+        &format!("{PODS}/other"),
+        pod("a"),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a name that differs from the URL is a 400"
+    );
 }

@@ -185,7 +185,11 @@ pub fn validate_pod_update(current: &Value, updated: &Value) -> Vec<FieldError> 
     let mut b = updated.clone();
     for spec in [&mut a, &mut b] {
         if let Some(map) = spec.as_object_mut() {
-            for field in ["activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds"] {
+            for field in [
+                "activeDeadlineSeconds",
+                "tolerations",
+                "terminationGracePeriodSeconds",
+            ] {
                 map.remove(field);
             }
             for list in ["containers", "initContainers"] {
@@ -226,7 +230,9 @@ fn validate_resources(path: &str, resources: &Value, errors: &mut Vec<FieldError
         }
     }
     for (name, request) in resources["requests"].as_object().into_iter().flatten() {
-        let Some(limit) = resources["limits"].get(name) else { continue };
+        let Some(limit) = resources["limits"].get(name) else {
+            continue;
+        };
         if let (Some(r), Some(l)) = (amount(request), amount(limit)) {
             if r > l {
                 errors.push(FieldError::invalid(
@@ -246,8 +252,13 @@ fn validate_resources(path: &str, resources: &Value, errors: &mut Vec<FieldError
 const ANNOTATIONS_MAX_BYTES: usize = 256 * 1024;
 
 fn check_annotations(meta: &Value, errors: &mut Vec<FieldError>) {
-    let Some(annotations) = meta["annotations"].as_object() else { return };
-    let total: usize = annotations.iter().map(|(k, v)| k.len() + v.as_str().map_or(0, str::len)).sum();
+    let Some(annotations) = meta["annotations"].as_object() else {
+        return;
+    };
+    let total: usize = annotations
+        .iter()
+        .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+        .sum();
     if total > ANNOTATIONS_MAX_BYTES {
         errors.push(FieldError {
             reason: "FieldValueTooLong",

@@ -260,7 +260,10 @@ async fn resource(state: Arc<ApiState>, call: Call, target: Target) -> ApiResult
             let body = decode_body(&call)?;
             let (object, warnings, code) =
                 update(&state, &call, &target, name, UpdateKind::Replace(body)).await?;
-            Ok(with_warnings(object_response(&call, info, code, &object, None), &warnings))
+            Ok(with_warnings(
+                object_response(&call, info, code, &object, None),
+                &warnings,
+            ))
         }
         (&Method::DELETE, Some(name), None) => delete(&state, &call, &target, name).await,
         _ => Err(ApiError::MethodNotAllowed(format!(
@@ -701,7 +704,11 @@ fn prepare_update(
         // `namespaces/NAME/finalize` changes `spec.finalizers` only.
         let finalizers = object["spec"]["finalizers"].clone();
         object = current.clone();
-        object["spec"]["finalizers"] = if finalizers.is_null() { json!([]) } else { finalizers };
+        object["spec"]["finalizers"] = if finalizers.is_null() {
+            json!([])
+        } else {
+            finalizers
+        };
         return Ok((object, warnings));
     }
     if status_write {
@@ -754,7 +761,10 @@ fn prepare_update(
     }
     let mut errors = admission::validate(info, &object);
     if info.kind == "Pod" && !status_write {
-        errors.extend(admission::validate_pod_update(&current["spec"], &object["spec"]));
+        errors.extend(admission::validate_pod_update(
+            &current["spec"],
+            &object["spec"],
+        ));
     }
     if !errors.is_empty() {
         return Err(invalid(
@@ -1135,14 +1145,17 @@ pub async fn delete_one(
             let phase = object["status"]["phase"].as_str().unwrap_or("");
             let terminal = phase == "Succeeded" || phase == "Failed";
             immediate = grace == 0 || !on_node || terminal;
-            let held = object["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+            let held = object["metadata"]["finalizers"]
+                .as_array()
+                .is_some_and(|f| !f.is_empty());
             if immediate && held {
                 // Gone from the node, but finalizers still hold the object.
                 if object["metadata"]["deletionTimestamp"].is_null() {
                     updated["metadata"]["deletionTimestamp"] = json!(Time::now().to_string());
                 }
                 updated["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-                return finish_pending_delete(state, call, &key, &current, updated, info, name).await;
+                return finish_pending_delete(state, call, &key, &current, updated, info, name)
+                    .await;
             }
             if !immediate {
                 let existing = object["metadata"]["deletionGracePeriodSeconds"].as_i64();
@@ -1154,7 +1167,9 @@ pub async fn delete_one(
                 updated["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
             }
         } else if info.kind == "Namespace"
-            && object["spec"]["finalizers"].as_array().is_some_and(|f| !f.is_empty())
+            && object["spec"]["finalizers"]
+                .as_array()
+                .is_some_and(|f| !f.is_empty())
         {
             // Terminating until the namespace controller has emptied it.
             if object["metadata"]["deletionTimestamp"].is_null() {
@@ -1249,7 +1264,10 @@ async fn finish_pending_delete(
     if call.dry_run() || updated == *current.object {
         return Ok((StatusCode::OK, updated));
     }
-    let op = WriteOp::Update { expected: Some(current.revision), object: updated };
+    let op = WriteOp::Update {
+        expected: Some(current.revision),
+        object: updated,
+    };
     match state.store.write(key.clone(), op).await {
         Ok(record) => Ok((StatusCode::OK, (*record.object).clone())),
         Err(StoreError::Conflict { .. }) => Err(ApiError::Conflict {

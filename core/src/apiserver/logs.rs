@@ -7,7 +7,6 @@
 //! apiserver's own machine, and refusing other addresses keeps a Node object
 //! from turning the apiserver into a client of arbitrary hosts.
 
-
 use axum::body::Body;
 use axum::response::Response;
 use http::{Request, StatusCode};

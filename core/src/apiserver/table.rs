@@ -704,8 +704,10 @@ pub fn table<'a>(
     full_objects: bool,
 ) -> Value {
     let now = Utc::now();
-    let rows: Vec<Value> =
-        objects.into_iter().map(|o| row(info, o, now, full_objects)).collect();
+    let rows: Vec<Value> = objects
+        .into_iter()
+        .map(|o| row(info, o, now, full_objects))
+        .collect();
     let mut table = json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",

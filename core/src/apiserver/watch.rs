@@ -33,6 +33,8 @@ struct Encoder {
     full_objects: bool,
     /// A Table watch sends column definitions in its first event only.
     sent_columns: bool,
+    /// The keys the watch covers: its resource, in its namespace if any.
+    scope: Prefix,
 }
 
 impl Encoder {
@@ -77,11 +79,7 @@ impl Encoder {
     }
 
     fn in_scope(&self, record: &Record) -> bool {
-        let prefix = Prefix {
-            resource: self.filter.info.store_resource(),
-            namespace: self.filter.namespace.clone(),
-        };
-        prefix.contains(&record.key)
+        self.scope.contains(&record.key)
     }
 }
 
@@ -115,7 +113,12 @@ pub async fn watch(state: Arc<ApiState>, call: &Call, filter: Filter) -> ApiResu
         .map(Duration::from_secs)
         .unwrap_or(Duration::from_secs(1800));
 
+    let scope = Prefix {
+        resource: filter.info.store_resource(),
+        namespace: filter.namespace.clone(),
+    };
     let mut encoder = Encoder {
+        scope,
         filter,
         table: table::wants_table(call_accept(call)),
         full_objects: call.full_objects(),
@@ -123,11 +126,7 @@ pub async fn watch(state: Arc<ApiState>, call: &Call, filter: Filter) -> ApiResu
     };
     let mut initial: Vec<Bytes> = Vec::new();
     let start = if rv.is_empty() || rv == "0" || send_initial {
-        let prefix = Prefix {
-            resource: encoder.filter.info.store_resource(),
-            namespace: encoder.filter.namespace.clone(),
-        };
-        let snapshot = state.store.list(&prefix);
+        let snapshot = state.store.list(&encoder.scope);
         for record in &snapshot.records {
             if encoder.filter.matches(&record.object) {
                 initial.push(encoder.event("ADDED", record));
@@ -146,13 +145,19 @@ pub async fn watch(state: Arc<ApiState>, call: &Call, filter: Filter) -> ApiResu
         // re-list rather than resume.
         let current = state.store.revision();
         if requested > current {
-            return Err(ApiError::Expired { requested, oldest: current });
+            return Err(ApiError::Expired {
+                requested,
+                oldest: current,
+            });
         }
         requested
     };
 
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::convert::Infallible>>(64);
-    let cursor = state.store.watch(start);
+    let cursor = state
+        .store
+        .watch(start)
+        .map(|c| c.only(&encoder.scope.resource));
     tokio::spawn(async move {
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);

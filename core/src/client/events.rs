@@ -61,13 +61,23 @@ impl EventRecorder {
             involved.name.as_deref().unwrap_or(""),
             involved.uid.as_deref().unwrap_or("")
         );
-        let repeat = self.seen.lock().expect("event cache poisoned").get(&same).cloned();
+        let repeat = self
+            .seen
+            .lock()
+            .expect("event cache poisoned")
+            .get(&same)
+            .cloned();
         if let Some((ns, name, count)) = repeat {
             let patch = serde_json::json!({
                 "count": count + 1,
                 "lastTimestamp": Time::now(),
             });
-            if self.client.merge_patch::<Event>(&ns, &name, &patch).await.is_ok() {
+            if self
+                .client
+                .merge_patch::<Event>(&ns, &name, &patch)
+                .await
+                .is_ok()
+            {
                 let mut seen = self.seen.lock().expect("event cache poisoned");
                 seen.insert(same, (ns, name, count + 1));
                 return;
@@ -111,7 +121,14 @@ impl EventRecorder {
                     seen.clear();
                 }
                 let name = created.metadata.name.clone().unwrap_or_default();
-                seen.insert(same, (created.metadata.namespace.clone().unwrap_or_default(), name, 1));
+                seen.insert(
+                    same,
+                    (
+                        created.metadata.namespace.clone().unwrap_or_default(),
+                        name,
+                        1,
+                    ),
+                );
             }
             Err(error) => tracing::debug!(%error, reason, "recording an event failed"),
         }

@@ -15,9 +15,7 @@ use bytes::Bytes;
 use http::Method;
 use serde_json::json;
 
-use crate::api::{
-    DeleteOptions, Deployment, Event, Lease, Namespace, Pod, ReplicaSet, Resource,
-};
+use crate::api::{DeleteOptions, Deployment, Event, Lease, Namespace, Pod, ReplicaSet, Resource};
 use crate::client::{Client, ListParams, WatcherEvent, watcher};
 
 /// How often a terminating namespace is looked at again.
@@ -88,15 +86,30 @@ impl NamespaceController {
         let path = format!("/api/v1/namespaces/{namespace}/finalize");
         let (status, _) = self
             .client
-            .request_raw(Method::PUT, &path, "application/json", Bytes::from(body.to_string()))
+            .request_raw(
+                Method::PUT,
+                &path,
+                "application/json",
+                Bytes::from(body.to_string()),
+            )
             .await?;
-        tracing::info!(namespace, status = status.as_u16(), "namespace emptied and finalized");
+        tracing::info!(
+            namespace,
+            status = status.as_u16(),
+            "namespace emptied and finalized"
+        );
         Ok(status.is_success() || status == http::StatusCode::NOT_FOUND)
     }
 
     /// Deletes every object of one kind in the namespace; how many remain.
-    async fn delete_all<T: Resource>(&self, namespace: &str) -> Result<usize, crate::client::Error> {
-        let list = self.client.list::<T>(namespace, &ListParams::default()).await?;
+    async fn delete_all<T: Resource>(
+        &self,
+        namespace: &str,
+    ) -> Result<usize, crate::client::Error> {
+        let list = self
+            .client
+            .list::<T>(namespace, &ListParams::default())
+            .await?;
         for object in &list.items {
             if object.meta().deletion_timestamp.is_some() && T::KIND == "Pod" {
                 continue;
@@ -105,7 +118,11 @@ impl NamespaceController {
                 propagation_policy: Some("Background".into()),
                 ..Default::default()
             };
-            match self.client.delete::<T>(namespace, object.name(), &options).await {
+            match self
+                .client
+                .delete::<T>(namespace, object.name(), &options)
+                .await
+            {
                 Ok(_) => {}
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e),

@@ -174,7 +174,10 @@ impl Kubelet {
                     &config.agent_token,
                     &node,
                 ));
-                Arc::new(crate::trace::runtime::TracedRuntime::new(runtime, hub.clone()))
+                Arc::new(crate::trace::runtime::TracedRuntime::new(
+                    runtime,
+                    hub.clone(),
+                ))
             }
             None => runtime,
         };

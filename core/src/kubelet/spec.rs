@@ -9,6 +9,8 @@
 //! stays as written and `$$` is a literal `$`. The hash is stable across
 //! kubelet restarts and builds: FNV-1a over the spec's JSON.
 
+use std::sync::OnceLock;
+
 use serde_json::Value;
 
 use crate::api::quantity::Quantity;
@@ -32,14 +34,20 @@ pub struct Downward {
 }
 
 impl Downward {
-    /// The node's allocatable resources read from the host, no IPs.
+    /// The node's allocatable resources read from the host, no IPs. The
+    /// host is read once per process: a container start must not cost six
+    /// file reads on the runtime's threads.
     pub fn for_host(host_ip: &str) -> Downward {
-        let host = super::node::HostInfo::read();
+        static HOST: OnceLock<(i64, i64)> = OnceLock::new();
+        let (cpu_milli, memory) = *HOST.get_or_init(|| {
+            let host = super::node::HostInfo::read();
+            (host.cpus as i64 * 1000, host.memory_kib as i64 * 1024)
+        });
         Downward {
             pod_ips: Vec::new(),
             host_ip: host_ip.to_owned(),
-            allocatable_cpu_milli: host.cpus as i64 * 1000,
-            allocatable_memory: host.memory_kib as i64 * 1024,
+            allocatable_cpu_milli: cpu_milli,
+            allocatable_memory: memory,
         }
     }
 }

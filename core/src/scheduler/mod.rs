@@ -9,9 +9,10 @@
 //!   ([`filter`]) and the least allocated of those left wins ([`score`]),
 //!   ties taking turns; a pod is counted against its node from the moment it
 //!   is chosen ("assumed"), so the next decision already sees it;
-//! * binds go through `pods/binding`, at most 16 at a time, off the decision
-//!   loop; a success records a `Scheduled` event, a failure forgets the
-//!   assumption and retries the pod after a backoff;
+//! * binds go through `pods/binding`, at most 64 at a time, off the decision
+//!   loop; queued pods are decided before further watch events are read; a
+//!   success records a `Scheduled` event, a failure forgets the assumption
+//!   and retries the pod after a backoff;
 //! * a pod no node can take gets a `FailedScheduling` warning event and the
 //!   condition `PodScheduled=False` (reason `Unschedulable`) with the
 //!   upstream message, once per distinct message; it is retried when nodes
@@ -41,7 +42,9 @@ use crate::client::{self, Client, EventRecorder, ListParams, WatcherEvent, watch
 /// The `schedulerName` this scheduler answers to.
 pub const SCHEDULER_NAME: &str = "default-scheduler";
 /// Binds in flight at once.
-const MAX_BINDS_IN_FLIGHT: usize = 16;
+const MAX_BINDS_IN_FLIGHT: usize = 64;
+/// The most decisions taken in one turn of the loop.
+const SCHEDULE_BATCH: usize = 64;
 /// Status reports (events and conditions of unschedulable pods) in flight.
 const MAX_REPORTS_IN_FLIGHT: usize = 8;
 /// How long an identical FailedScheduling report is not repeated.
@@ -58,18 +61,13 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
     let mut said_waiting = false;
     let mut ticker = tokio::time::interval(Duration::from_millis(500));
 
+    // Decisions come before watch events: a flood of pod updates (every
+    // bind and status write is one) must not hold back the pods already
+    // queued. Events still get their turn whenever the ready queue is empty
+    // or every bind slot is taken, and only events fill the ready queue.
     loop {
         tokio::select! {
             biased;
-            event = pods.recv() => match event {
-                Some(event) => scheduler.on_pod_event(event),
-                None => anyhow::bail!("the pod watcher stopped"),
-            },
-            event = nodes.recv() => match event {
-                Some(event) => scheduler.on_node_event(event),
-                None => anyhow::bail!("the node watcher stopped"),
-            },
-            Some(outcome) = bind_rx.recv() => scheduler.on_bind_outcome(outcome),
             _ = ticker.tick() => {
                 scheduler.queue.tick(Instant::now());
                 if !scheduler.synced() && !said_waiting
@@ -79,12 +77,30 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
                     said_waiting = true;
                 }
             }
+            Some(outcome) = bind_rx.recv() => scheduler.on_bind_outcome(outcome),
             permit = Arc::clone(&binds).acquire_owned(),
                 if scheduler.synced() && scheduler.queue.has_ready() =>
             {
                 let permit = permit.expect("the bind semaphore is never closed");
                 scheduler.schedule_next(permit, &bind_tx);
+                for _ in 1..SCHEDULE_BATCH {
+                    if !scheduler.queue.has_ready() {
+                        break;
+                    }
+                    let Ok(permit) = Arc::clone(&binds).try_acquire_owned() else {
+                        break;
+                    };
+                    scheduler.schedule_next(permit, &bind_tx);
+                }
             }
+            event = pods.recv() => match event {
+                Some(event) => scheduler.on_pod_event(event),
+                None => anyhow::bail!("the pod watcher stopped"),
+            },
+            event = nodes.recv() => match event {
+                Some(event) => scheduler.on_node_event(event),
+                None => anyhow::bail!("the node watcher stopped"),
+            },
         }
     }
 }
@@ -318,7 +334,9 @@ impl Scheduler {
             "binding failed, retrying");
         // Events of the pod that arrived during the bind were skipped (it was
         // assumed), so the pod goes back to pending from here.
-        self.pending.entry(key.clone()).or_insert_with(|| Arc::clone(&pod));
+        self.pending
+            .entry(key.clone())
+            .or_insert_with(|| Arc::clone(&pod));
         self.queue.back_off(&key, Instant::now());
         if !error.is_conflict() {
             self.report_unschedulable(&key, &pod, format!("Binding rejected: {error}"));
