@@ -283,7 +283,8 @@ fn deployment() -> Value {
     json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "d"}},
                     "template": {"metadata": {"labels": {"app": "d"}},
-                                 "spec": {"containers": [{"name": "c", "image": "i:1", "args": ["a", "b"]}]}}}})
+                                 "spec": {"containers": [
+                                     {"name": "c", "image": "i:1", "args": ["a", "b"]}]}}}})
 }
 
 const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/default/deployments";
@@ -298,7 +299,8 @@ async fn patches_merge_and_bump_generation_on_spec_changes_only() {
         "25%"
     );
 
-    let smp = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i:2", "args": ["z"]}]}}}});
+    let container = json!({"name": "c", "image": "i:2", "args": ["z"]});
+    let smp = json!({"spec": {"template": {"spec": {"containers": [container]}}}});
     let (status, patched) = send_raw(
         &server.client,
         Method::PATCH,

@@ -39,7 +39,11 @@ impl NamespaceController {
             tokio::select! {
                 event = events.recv() => match event {
                     Some(WatcherEvent::Restarted(all)) => {
-                        terminating = all.iter().filter(|n| is_terminating(n)).map(|n| n.name().to_owned()).collect();
+                        terminating = all
+                            .iter()
+                            .filter(|n| is_terminating(n))
+                            .map(|n| n.name().to_owned())
+                            .collect();
                     }
                     Some(WatcherEvent::Applied(ns)) if is_terminating(&ns) => {
                         terminating.insert(ns.name().to_owned());
@@ -55,7 +59,11 @@ impl NamespaceController {
                             Ok(true) => { terminating.remove(&name); }
                             Ok(false) => {}
                             Err(error) => {
-                                tracing::debug!(namespace = %name, %error, "emptying a namespace failed; retrying");
+                                tracing::debug!(
+                                    namespace = %name,
+                                    %error,
+                                    "emptying a namespace failed; retrying"
+                                );
                             }
                         }
                     }
