@@ -36,6 +36,9 @@ const FOREGROUND_RECHECK: Duration = Duration::from_secs(5);
 /// Remembered uids of owners known to be gone, before the memory is reset.
 const MAX_ABSENT_UIDS: usize = 100_000;
 
+/// How often every owned object is checked again, whatever events said.
+const RESYNC: Duration = Duration::from_secs(10);
+
 /// The garbage collector. Create with [`GarbageCollector::new`], register
 /// its handlers, then [`GarbageCollector::run`] it.
 pub struct GarbageCollector {
@@ -91,6 +94,29 @@ impl GarbageCollector {
 
     /// Collects garbage with `workers` concurrent workers, forever.
     pub async fn run(self: Arc<Self>, workers: usize) {
+        // Events from different informers can interleave so that a
+        // dependent is checked against a stale owner and its owner's
+        // deletion is handled before the dependent is cached; a periodic
+        // pass over every owned object makes the collector level-based
+        // whatever the order.
+        let this = Arc::clone(&self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RESYNC);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                for rs in this.caches.replica_sets.list() {
+                    if !rs.meta().owner_references.is_empty() {
+                        this.queue.add(gc_key(rs.as_ref()));
+                    }
+                }
+                for pod in this.caches.pods.list() {
+                    if !pod.meta().owner_references.is_empty() {
+                        this.queue.add(gc_key(pod.as_ref()));
+                    }
+                }
+            }
+        });
         let queue = Arc::clone(&self.queue);
         run_workers("garbage-collector", queue, workers, move |key| {
             let this = Arc::clone(&self);
