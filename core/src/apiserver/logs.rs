@@ -9,7 +9,7 @@
 
 use axum::body::Body;
 use axum::response::Response;
-use http::{Request, StatusCode};
+use http::StatusCode;
 use http_body_util::BodyExt;
 
 use super::ApiState;
@@ -92,16 +92,7 @@ pub async fn pod_log(
     }
     let query = serde_urlencoded::to_string(&query).unwrap_or_default();
     let uri = format!("http://{host}:{port}/containerLogs/{namespace}/{name}/{container}?{query}");
-    let request = Request::get(&uri)
-        .header(
-            http::header::AUTHORIZATION,
-            format!("Bearer {}", state.node_token),
-        )
-        .body(http_body_util::Full::new(bytes::Bytes::new()))
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let response = state.node_client.request(request).await.map_err(|e| {
-        ApiError::ServiceUnavailable(format!("cannot reach the node agent of {node}: {e}"))
-    })?;
+    let response = super::node_proxy::agent_get(state, &node, &uri).await?;
     let code = response.status();
     if code == StatusCode::OK {
         return Ok(stream_response(

@@ -35,16 +35,7 @@ pub async fn trace(
     query.sort();
     let query = serde_urlencoded::to_string(&query).unwrap_or_default();
     let uri = format!("http://{host}:{port}/trace/{path}?{query}");
-    let request = Request::get(&uri)
-        .header(
-            http::header::AUTHORIZATION,
-            format!("Bearer {}", state.node_token),
-        )
-        .body(http_body_util::Full::new(bytes::Bytes::new()))
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let response = state.node_client.request(request).await.map_err(|e| {
-        ApiError::ServiceUnavailable(format!("cannot reach the node agent of {node}: {e}"))
-    })?;
+    let response = agent_get(state, &node, &uri).await?;
     let code = response.status();
     if code == StatusCode::OK {
         let content_type = match response
@@ -76,6 +67,24 @@ pub async fn trace(
             kind: "nodes".into(),
         },
         _ => ApiError::Internal(format!("node agent answered {code}: {text}")),
+    })
+}
+
+/// GET `uri` from `node`'s agent, with the token node agents accept.
+pub(super) async fn agent_get(
+    state: &ApiState,
+    node: &str,
+    uri: &str,
+) -> ApiResult<http::Response<hyper::body::Incoming>> {
+    let request = Request::get(uri)
+        .header(
+            http::header::AUTHORIZATION,
+            format!("Bearer {}", state.node_token),
+        )
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    state.node_client.request(request).await.map_err(|e| {
+        ApiError::ServiceUnavailable(format!("cannot reach the node agent of {node}: {e}"))
     })
 }
 

@@ -81,22 +81,7 @@ impl Store for MemoryStore {
 
     fn list(&self, prefix: &Prefix) -> Snapshot {
         let state = self.state.lock().expect("store poisoned");
-        let start = Key::new(
-            &prefix.resource,
-            prefix.namespace.as_deref().unwrap_or(""),
-            "",
-        );
-        let records = state
-            .records
-            .range(start..)
-            .take_while(|(k, _)| k.resource == prefix.resource)
-            .filter(|(k, _)| prefix.contains(k))
-            .map(|(_, r)| r.clone())
-            .collect();
-        Snapshot {
-            records,
-            revision: state.revision,
-        }
+        super::snapshot_of(&state.records, prefix, state.revision)
     }
 
     fn revision(&self) -> u64 {

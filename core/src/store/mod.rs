@@ -249,3 +249,24 @@ pub(crate) fn encode(key: Key, revision: u64, mut object: Value) -> Record {
         json,
     }
 }
+
+/// The records of `prefix` in an ordered map of every record, as a
+/// snapshot at `revision`: the one range scan every backend shares.
+pub(crate) fn snapshot_of(
+    records: &std::collections::BTreeMap<Key, Record>,
+    prefix: &Prefix,
+    revision: u64,
+) -> Snapshot {
+    let start = Key::new(
+        &prefix.resource,
+        prefix.namespace.as_deref().unwrap_or(""),
+        "",
+    );
+    let records = records
+        .range(start..)
+        .take_while(|(k, _)| k.resource == prefix.resource)
+        .filter(|(k, _)| prefix.contains(k))
+        .map(|(_, r)| r.clone())
+        .collect();
+    Snapshot { records, revision }
+}
