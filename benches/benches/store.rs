@@ -15,6 +15,10 @@ use coxswain_core::store::{DurableStore, Key, MemoryStore, Prefix, Store, WriteO
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Value, json};
 
+/// The allocator the coxswain binary runs with (see src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A pod of about 1 KiB of JSON.
 fn pod(i: usize) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod",

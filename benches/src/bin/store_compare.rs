@@ -28,6 +28,10 @@ const PRELOAD: usize = 10_000;
 /// etcd's client refuses responses above 4 MiB: ranges are read in pages.
 const ETCD_PAGE: i64 = 2_500;
 
+/// The allocator the coxswain binary runs with (see src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 fn pod(i: usize, padding: usize) -> Value {

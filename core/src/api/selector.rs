@@ -132,8 +132,17 @@ impl Requirement {
     /// Whether a set of labels satisfies this requirement. A missing label
     /// satisfies `!=`, `notin` and `!k`, and nothing else.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        let value = labels.get(&self.key);
-        let contains = |v: &String| self.values.binary_search(v).is_ok();
+        self.matches_value(labels.get(&self.key).map(String::as_str))
+    }
+
+    /// Whether a label's value (`None` when the label is missing) satisfies
+    /// this requirement.
+    pub fn matches_value(&self, value: Option<&str>) -> bool {
+        let contains = |v: &str| {
+            self.values
+                .binary_search_by(|probe| probe.as_str().cmp(v))
+                .is_ok()
+        };
         match self.operator {
             Operator::Equals | Operator::DoubleEquals | Operator::In => value.is_some_and(contains),
             Operator::NotEquals | Operator::NotIn => !value.is_some_and(contains),
@@ -263,6 +272,14 @@ impl Selector {
 
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.requirements.iter().all(|r| r.matches(labels))
+    }
+
+    /// Whether the labels that `get` looks up (by key) satisfy every
+    /// requirement.
+    pub fn matches_lookup<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
+        self.requirements
+            .iter()
+            .all(|r| r.matches_value(get(&r.key)))
     }
 
     /// The value a label must equal, when some requirement on `key` is an
@@ -659,10 +676,8 @@ impl FieldSelector {
 
     /// Whether an object matches; `get` returns the value of a field by its
     /// selector name (`metadata.name`, `spec.nodeName`), `None` if absent.
-    pub fn matches(&self, get: impl Fn(&str) -> Option<String>) -> bool {
-        self.requirements
-            .iter()
-            .all(|r| r.matches(get(&r.field).as_deref()))
+    pub fn matches<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
+        self.requirements.iter().all(|r| r.matches(get(&r.field)))
     }
 
     /// The value a field must equal, if some term is `field=value`; for
@@ -983,8 +998,8 @@ mod tests {
         let selector = FieldSelector::parse("spec.nodeName=n1,status.phase!=Failed").unwrap();
         let pod = |node: &'static str, phase: &'static str| {
             move |field: &str| match field {
-                "spec.nodeName" => Some(node.to_string()),
-                "status.phase" => Some(phase.to_string()),
+                "spec.nodeName" => Some(node),
+                "status.phase" => Some(phase),
                 _ => None,
             }
         };

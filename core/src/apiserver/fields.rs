@@ -2,67 +2,10 @@
 //! fields each kind lets clients select on (as upstream's
 //! `ToSelectableFields`).
 
-use std::collections::BTreeMap;
-
-use serde_json::Value;
-
 use super::errors::ApiError;
 use super::registry::KindInfo;
 use crate::api::selector::{FieldSelector, Selector};
-
-/// The fields a kind can be selected by, besides `metadata.name` and
-/// `metadata.namespace`.
-fn kind_fields(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "Pod" => &[
-            "spec.nodeName",
-            "spec.restartPolicy",
-            "spec.schedulerName",
-            "spec.serviceAccountName",
-            "spec.hostNetwork",
-            "status.phase",
-            "status.podIP",
-            "status.nominatedNodeName",
-        ],
-        "Event" => &[
-            "involvedObject.kind",
-            "involvedObject.namespace",
-            "involvedObject.name",
-            "involvedObject.uid",
-            "involvedObject.apiVersion",
-            "involvedObject.resourceVersion",
-            "involvedObject.fieldPath",
-            "reason",
-            "reportingComponent",
-            "source",
-            "type",
-        ],
-        "Node" => &["spec.unschedulable"],
-        "Namespace" => &["status.phase"],
-        "ReplicaSet" => &["status.replicas"],
-        _ => &[],
-    }
-}
-
-/// The value of a selectable field of an object.
-pub fn field_value(info: &KindInfo, object: &Value, field: &str) -> Option<String> {
-    let lookup =
-        |path: &str| -> Option<&Value> { path.split('.').try_fold(object, |v, part| v.get(part)) };
-    let value = match (info.kind, field) {
-        ("Event", "source") => lookup("source.component"),
-        _ => lookup(field),
-    };
-    match value {
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Bool(b)) => Some(b.to_string()),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        _ => match field {
-            "spec.hostNetwork" | "spec.unschedulable" => Some("false".into()),
-            "status.replicas" => Some("0".into()),
-            _ => Some(String::new()),
-        },
-    }
-}
+use crate::store::{Record, selectable_fields};
 
 /// Which objects a list or watch wants.
 #[derive(Clone)]
@@ -92,7 +35,7 @@ impl Filter {
             }
             None => FieldSelector::everything(),
         };
-        let allowed = kind_fields(info.kind);
+        let allowed = selectable_fields(&info.store_resource());
         for requirement in fields.requirements() {
             let field = requirement.field.as_str();
             if field != "metadata.name"
@@ -112,21 +55,20 @@ impl Filter {
         })
     }
 
-    pub fn matches(&self, object: &Value) -> bool {
-        if !self.labels.is_empty() {
-            let labels: BTreeMap<String, String> = object["metadata"]["labels"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if !self.labels.matches(&labels) {
-                return false;
-            }
+    /// Whether a record is wanted; reads its attributes, not its object.
+    /// (The namespace is narrowed by the store prefix.)
+    pub fn matches(&self, record: &Record) -> bool {
+        if self.labels.is_empty() && self.fields.is_empty() {
+            return true;
         }
-        self.fields
-            .matches(|field| field_value(self.info, object, field))
+        let attrs = record.attrs();
+        if !self.labels.matches_lookup(|key| attrs.label(key)) {
+            return false;
+        }
+        self.fields.matches(|field| match field {
+            "metadata.name" => Some(record.key.name.as_str()),
+            "metadata.namespace" => Some(record.key.namespace.as_str()),
+            _ => attrs.field(field),
+        })
     }
 }

@@ -210,13 +210,12 @@ async fn resource(state: Arc<ApiState>, call: Call, target: Target) -> ApiResult
                 &call,
                 info,
                 StatusCode::OK,
-                &record.object,
-                Some(&record.json),
+                &Reply::Stored(record),
             ))
         }
         (&Method::GET, Some(name), Some("scale")) if info.has_scale => {
             let record = get_record(&state, &target, name)?;
-            Ok(json_response(StatusCode::OK, &scale_of(&record.object)))
+            Ok(json_response(StatusCode::OK, &scale_of(&record.object())))
         }
         (&Method::PUT | &Method::PATCH, Some(name), Some("scale")) if info.has_scale => {
             update_scale(&state, &call, &target, name).await
@@ -235,7 +234,7 @@ async fn resource(state: Arc<ApiState>, call: Call, target: Target) -> ApiResult
             let (object, warnings, code) =
                 update(&state, &call, &target, name, UpdateKind::Replace(body)).await?;
             Ok(with_warnings(
-                object_response(&call, info, code, &object, None),
+                object_response(&call, info, code, &object),
                 &warnings,
             ))
         }
@@ -252,7 +251,7 @@ async fn resource(state: Arc<ApiState>, call: Call, target: Target) -> ApiResult
             let (object, warnings, code) =
                 update(&state, &call, &target, name, UpdateKind::Patch(kind)).await?;
             Ok(with_warnings(
-                object_response(&call, info, code, &object, None),
+                object_response(&call, info, code, &object),
                 &warnings,
             ))
         }
@@ -261,7 +260,7 @@ async fn resource(state: Arc<ApiState>, call: Call, target: Target) -> ApiResult
             let (object, warnings, code) =
                 update(&state, &call, &target, name, UpdateKind::Replace(body)).await?;
             Ok(with_warnings(
-                object_response(&call, info, code, &object, None),
+                object_response(&call, info, code, &object),
                 &warnings,
             ))
         }
@@ -311,22 +310,41 @@ fn get_record(state: &ApiState, target: &Target, name: &str) -> ApiResult<Record
         .ok_or_else(|| not_found(target.info, name))
 }
 
+/// What a request answers with: a stored record, whose shared JSON is sent
+/// as it is, or an object that was not stored (a dry run).
+pub enum Reply {
+    Stored(Record),
+    Object(Value),
+}
+
+impl Reply {
+    /// The object, parsed from the record when stored.
+    pub fn into_object(self) -> Value {
+        match self {
+            Reply::Stored(record) => record.object(),
+            Reply::Object(object) => object,
+        }
+    }
+}
+
 /// One object as the client asked for it: a one-row Table or the object.
-fn object_response(
-    call: &Call,
-    info: &KindInfo,
-    code: StatusCode,
-    object: &Value,
-    encoded: Option<&Bytes>,
-) -> Response {
+fn object_response(call: &Call, info: &KindInfo, code: StatusCode, reply: &Reply) -> Response {
     if table::wants_table(call.accept()) {
+        let parsed;
+        let object = match reply {
+            Reply::Stored(record) => {
+                parsed = record.object();
+                &parsed
+            }
+            Reply::Object(object) => object,
+        };
         let rv = object["metadata"]["resourceVersion"].as_str().unwrap_or("");
         let doc = table::table(info, [object], rv, true, call.full_objects());
         return json_response(code, &doc);
     }
-    match encoded {
-        Some(bytes) => raw_json_response(code, bytes.clone()),
-        None => json_response(code, object),
+    match reply {
+        Reply::Stored(record) => raw_json_response(code, record.json.clone()),
+        Reply::Object(object) => json_response(code, object),
     }
 }
 
@@ -353,7 +371,7 @@ fn list(state: &ApiState, call: &Call, target: &Target) -> ApiResult<Response> {
     let mut records: Vec<&Record> = snapshot
         .records
         .iter()
-        .filter(|r| filter.matches(&r.object))
+        .filter(|r| filter.matches(r))
         .collect();
 
     // Pagination: the continue token is the key to start after.
@@ -376,9 +394,10 @@ fn list(state: &ApiState, call: &Call, target: &Target) -> ApiResult<Response> {
     }
     let revision = snapshot.revision.to_string();
     if table::wants_table(call.accept()) {
+        let objects: Vec<Value> = records.iter().map(|r| r.object()).collect();
         let mut doc = table::table(
             target.info,
-            records.iter().map(|r| &*r.object),
+            objects.iter(),
             &revision,
             true,
             call.full_objects(),
@@ -635,7 +654,7 @@ fn ensure_namespace(state: &ApiState, target: &Target) -> ApiResult<()> {
     let namespace = target.namespace.as_deref().unwrap_or("");
     let key = Key::new("namespaces", "", namespace);
     match state.store.get(&key) {
-        Some(record) if record.object["metadata"]["deletionTimestamp"].is_string() => {
+        Some(record) if record.object()["metadata"]["deletionTimestamp"].is_string() => {
             Err(ApiError::Forbidden(format!(
                 "unable to create new content in namespace {namespace} because it is being \
                  terminated"
@@ -663,7 +682,8 @@ async fn create(state: &ApiState, call: &Call, target: &Target) -> ApiResult<Res
     let (object, warnings) = prepare_create(state, call, target, &input)?;
     let name = object["metadata"]["name"].as_str().unwrap_or("").to_owned();
     if call.dry_run() {
-        let response = object_response(call, target.info, StatusCode::CREATED, &object, None);
+        let reply = Reply::Object(object);
+        let response = object_response(call, target.info, StatusCode::CREATED, &reply);
         return Ok(with_warnings(response, &warnings));
     }
     let record = state
@@ -675,8 +695,7 @@ async fn create(state: &ApiState, call: &Call, target: &Target) -> ApiResult<Res
         call,
         target.info,
         StatusCode::CREATED,
-        &record.object,
-        Some(&record.json),
+        &Reply::Stored(record),
     );
     Ok(with_warnings(response, &warnings))
 }
@@ -803,7 +822,7 @@ pub async fn update(
     target: &Target,
     name: &str,
     kind: UpdateKind,
-) -> ApiResult<(Value, Vec<String>, StatusCode)> {
+) -> ApiResult<(Reply, Vec<String>, StatusCode)> {
     let info = target.info;
     let key = key(target, name);
     if let UpdateKind::Replace(body) = &kind {
@@ -825,19 +844,20 @@ pub async fn update(
                         input["metadata"]["name"] = json!(name);
                         let (object, warnings) = prepare_create(state, call, target, &input)?;
                         if call.dry_run() {
-                            return Ok((object, warnings, StatusCode::CREATED));
+                            return Ok((Reply::Object(object), warnings, StatusCode::CREATED));
                         }
                         let record = state
                             .store
                             .write(key.clone(), WriteOp::Create(object))
                             .await
                             .map_err(|e| ApiError::from_store(e, info, name))?;
-                        return Ok(((*record.object).clone(), warnings, StatusCode::CREATED));
+                        return Ok((Reply::Stored(record), warnings, StatusCode::CREATED));
                     }
                 }
                 return Err(not_found(info, name));
             }
         };
+        let current_object = current.object();
         let (candidate, precondition) = match &kind {
             UpdateKind::Replace(body) => {
                 if let Some(body_name) = body["metadata"]["name"].as_str() {
@@ -857,7 +877,7 @@ pub async fn update(
                 (body, rv.filter(|r| !r.is_empty()))
             }
             UpdateKind::Patch(patch_kind) => {
-                let patched = patch::apply(*patch_kind, &current.object, &call.body).map_err(
+                let patched = patch::apply(*patch_kind, &current_object, &call.body).map_err(
                     |e| match e {
                         ApiError::Invalid { causes, .. } => invalid(info, name, causes),
                         other => other,
@@ -879,15 +899,15 @@ pub async fn update(
                 });
             }
         }
-        let (mut object, warnings) = prepare_update(call, target, &current.object, &candidate)?;
+        let (mut object, warnings) = prepare_update(call, target, &current_object, &candidate)?;
         object["metadata"]["resourceVersion"] =
-            current.object["metadata"]["resourceVersion"].clone();
-        if object == *current.object {
+            current_object["metadata"]["resourceVersion"].clone();
+        if object == current_object {
             // A no-op update writes nothing and emits no event.
-            return Ok(((*current.object).clone(), warnings, StatusCode::OK));
+            return Ok((Reply::Stored(current), warnings, StatusCode::OK));
         }
         if call.dry_run() {
-            return Ok((object, warnings, StatusCode::OK));
+            return Ok((Reply::Object(object), warnings, StatusCode::OK));
         }
         // Removing the last finalizer of a deleting object completes its
         // deletion.
@@ -902,7 +922,7 @@ pub async fn update(
             }
         };
         match state.store.write(key.clone(), op).await {
-            Ok(record) => return Ok(((*record.object).clone(), warnings, StatusCode::OK)),
+            Ok(record) => return Ok((Reply::Stored(record), warnings, StatusCode::OK)),
             Err(StoreError::Conflict { .. }) if precondition.is_none() => continue,
             Err(e) => return Err(ApiError::from_store(e, info, name)),
         }
@@ -943,7 +963,8 @@ async fn update_scale(
 ) -> ApiResult<Response> {
     let info = target.info;
     let current = get_record(state, target, name)?;
-    let scale = scale_of(&current.object);
+    let current_object = current.object();
+    let scale = scale_of(&current_object);
     let desired = if call.method == Method::PUT {
         decode_body(call)?
     } else {
@@ -967,7 +988,7 @@ async fn update_scale(
             )],
         ));
     }
-    let mut object = (*current.object).clone();
+    let mut object = current_object;
     object["spec"]["replicas"] = json!(replicas);
     if let Some(rv) = desired["metadata"]["resourceVersion"]
         .as_str()
@@ -981,8 +1002,11 @@ async fn update_scale(
         name: target.name.clone(),
         subresource: None,
     };
-    let (object, _, _) = update(state, call, &main, name, UpdateKind::Replace(object)).await?;
-    Ok(json_response(StatusCode::OK, &scale_of(&object)))
+    let (reply, _, _) = update(state, call, &main, name, UpdateKind::Replace(object)).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &scale_of(&reply.into_object()),
+    ))
 }
 
 async fn bind(state: &ApiState, call: &Call, target: &Target, name: &str) -> ApiResult<Response> {
@@ -999,7 +1023,8 @@ async fn bind(state: &ApiState, call: &Call, target: &Target, name: &str) -> Api
     let key = key(target, name);
     loop {
         let current = get_record(state, target, name)?;
-        let assigned = current.object["spec"]["nodeName"].as_str().unwrap_or("");
+        let mut object = current.object();
+        let assigned = object["spec"]["nodeName"].as_str().unwrap_or("");
         if !assigned.is_empty() {
             return Err(ApiError::Precondition {
                 resource: "pods/binding".into(),
@@ -1007,14 +1032,13 @@ async fn bind(state: &ApiState, call: &Call, target: &Target, name: &str) -> Api
                 message: format!("pod {name} is already assigned to node \"{assigned}\""),
             });
         }
-        if current.object["metadata"]["deletionTimestamp"].is_string() {
+        if object["metadata"]["deletionTimestamp"].is_string() {
             return Err(ApiError::Precondition {
                 resource: "pods/binding".into(),
                 name: name.into(),
                 message: format!("pod {name} is being deleted, cannot be assigned to a host"),
             });
         }
-        let mut object = (*current.object).clone();
         object["spec"]["nodeName"] = json!(node);
         let now = Time::now().to_string();
         let condition = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null,
@@ -1103,7 +1127,7 @@ pub async fn delete_one(
     let key = key(target, name);
     loop {
         let current = get_record(state, target, name)?;
-        let object = &*current.object;
+        let object = &current.object();
         if let Some(pre) = &options.preconditions {
             if pre
                 .uid
@@ -1232,10 +1256,10 @@ pub async fn delete_one(
             } else {
                 StatusCode::ACCEPTED
             };
-            return Ok((code, (*record.object).clone()));
+            return Ok((code, record.object()));
         }
         if info.kind == "Pod" {
-            return Ok((StatusCode::OK, (*record.object).clone()));
+            return Ok((StatusCode::OK, record.object()));
         }
         let mut details = json!({"name": name, "kind": info.plural,
                                  "uid": object["metadata"]["uid"]});
@@ -1261,7 +1285,7 @@ async fn finish_pending_delete(
     info: &KindInfo,
     name: &str,
 ) -> ApiResult<(StatusCode, Value)> {
-    if call.dry_run() || updated == *current.object {
+    if call.dry_run() || updated == current.object() {
         return Ok((StatusCode::OK, updated));
     }
     let op = WriteOp::Update {
@@ -1269,7 +1293,7 @@ async fn finish_pending_delete(
         object: updated,
     };
     match state.store.write(key.clone(), op).await {
-        Ok(record) => Ok((StatusCode::OK, (*record.object).clone())),
+        Ok(record) => Ok((StatusCode::OK, record.object())),
         Err(StoreError::Conflict { .. }) => Err(ApiError::Conflict {
             resource: info.qualified(),
             name: name.into(),
@@ -1289,7 +1313,7 @@ async fn delete_collection(state: &ApiState, call: &Call, target: &Target) -> Ap
     };
     let mut items = Vec::new();
     for record in state.store.list(&prefix).records {
-        if !filter.matches(&record.object) {
+        if !filter.matches(&record) {
             continue;
         }
         let one = Target {
@@ -1299,7 +1323,7 @@ async fn delete_collection(state: &ApiState, call: &Call, target: &Target) -> Ap
             subresource: None,
         };
         match delete_one(state, call, &one, &record.key.name, &options).await {
-            Ok(_) => items.push((*record.object).clone()),
+            Ok(_) => items.push(record.object()),
             Err(ApiError::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }

@@ -43,8 +43,9 @@ pub async fn pod_log(
             group: String::new(),
             kind: "pods".into(),
         })?;
+    let pod = pod.object();
     let names = |field: &str| -> Vec<String> {
-        pod.object["spec"][field]
+        pod["spec"][field]
             .as_array()
             .into_iter()
             .flatten()
@@ -73,10 +74,7 @@ pub async fn pod_log(
             )));
         }
     };
-    let node = pod.object["spec"]["nodeName"]
-        .as_str()
-        .unwrap_or("")
-        .to_owned();
+    let node = pod["spec"]["nodeName"].as_str().unwrap_or("").to_owned();
     if node.is_empty() {
         return Err(ApiError::BadRequest(format!(
             "pod {name} does not have a host assigned"

@@ -99,7 +99,8 @@ pub(super) fn agent_address(state: &ApiState, node: &str) -> ApiResult<(String, 
             group: String::new(),
             kind: "nodes".into(),
         })?;
-    let status = &record.object["status"];
+    let object = record.object();
+    let status = &object["status"];
     let address = status["addresses"]
         .as_array()
         .into_iter()

@@ -43,7 +43,7 @@ impl Encoder {
             let rv = record.revision.to_string();
             let doc = table::table(
                 self.filter.info,
-                [&*record.object],
+                [&record.object()],
                 &rv,
                 !self.sent_columns,
                 self.full_objects,
@@ -128,7 +128,7 @@ pub async fn watch(state: Arc<ApiState>, call: &Call, filter: Filter) -> ApiResu
     let start = if rv.is_empty() || rv == "0" || send_initial {
         let snapshot = state.store.list(&encoder.scope);
         for record in &snapshot.records {
-            if encoder.filter.matches(&record.object) {
+            if encoder.filter.matches(record) {
                 initial.push(encoder.event("ADDED", record));
             }
         }
@@ -209,11 +209,11 @@ pub async fn watch(state: Arc<ApiState>, call: &Call, filter: Filter) -> ApiResu
                         if !encoder.in_scope(&event.record) {
                             continue;
                         }
-                        let now = encoder.filter.matches(&event.record.object);
+                        let now = encoder.filter.matches(&event.record);
                         let before = event
                             .previous
                             .as_ref()
-                            .is_some_and(|p| encoder.filter.matches(&p.object));
+                            .is_some_and(|p| encoder.filter.matches(p));
                         let kind = match (event.kind, before, now) {
                             (EventType::Added, _, true) => "ADDED",
                             (EventType::Modified, true, true) => "MODIFIED",

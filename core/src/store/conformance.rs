@@ -59,11 +59,11 @@ pub async fn writes_get_increasing_revisions_stamped_into_the_object(s: Subject)
     assert_eq!(b.revision, a.revision + 1);
     assert_eq!(store.revision(), b.revision);
     assert_eq!(
-        a.object["metadata"]["resourceVersion"],
+        a.object()["metadata"]["resourceVersion"],
         a.revision.to_string()
     );
     let json: Value = serde_json::from_slice(&b.json).unwrap();
-    assert_eq!(json, *b.object);
+    assert_eq!(json, b.object());
 }
 
 pub async fn failed_writes_change_nothing_and_use_no_revision(s: Subject) {
@@ -133,7 +133,7 @@ pub async fn a_watch_sees_every_change_after_its_revision_in_order(s: Subject) {
     let last = &events[1];
     assert_eq!(last.record.revision, deleted.revision);
     assert_eq!(
-        last.record.object["metadata"]["resourceVersion"],
+        last.record.object()["metadata"]["resourceVersion"],
         deleted.revision.to_string()
     );
     assert_eq!(

@@ -40,7 +40,6 @@ use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::lock::{DataDirLock, LockError};
@@ -48,8 +47,8 @@ use super::memory::DEFAULT_WATCH_WINDOW;
 use super::snapshot::{self, SnapshotBody, SnapshotError, SnapshotRecord};
 use super::wal::{self, WalEntry, WalError, WalWriter};
 use super::{
-    Event, EventType, Key, Prefix, Record, Snapshot, Store, StoreError, WatchCursor, WatchLog,
-    WriteOp, decide,
+    Event, EventType, Key, Prefix, Prepared, Record, Snapshot, Store, StoreError, WatchCursor,
+    WatchLog, WriteOp, decide,
 };
 
 /// The most writes decided and synced together.
@@ -107,12 +106,6 @@ pub enum OpenError {
         previous: u64,
         found: u64,
     },
-    #[error("record {key} at revision {revision} holds invalid JSON")]
-    Json {
-        key: Key,
-        revision: u64,
-        source: serde_json::Error,
-    },
 }
 
 /// A store whose writes survive restarts; see the module docs.
@@ -143,7 +136,8 @@ struct State {
 enum Request {
     Write {
         key: Key,
-        op: WriteOp,
+        /// Encoded by the writer, so the committer only decides and copies.
+        op: Prepared,
         reply: oneshot::Sender<Result<Record, StoreError>>,
     },
     /// Writes a snapshot now and answers with its revision.
@@ -290,6 +284,7 @@ impl Store for DurableStore {
 
     fn write(&self, key: Key, op: WriteOp) -> BoxFuture<'_, Result<Record, StoreError>> {
         let (reply, answer) = oneshot::channel();
+        let op = Prepared::new(&key, op);
         let sent = self.send(Request::Write { key, op, reply });
         Box::pin(async move {
             sent?;
@@ -378,7 +373,10 @@ impl Committer {
 
     /// Decides a batch against the acknowledged state plus the batch's own
     /// earlier writes, logs and syncs it once, then publishes it.
-    fn commit(&mut self, writes: Vec<(Key, WriteOp, oneshot::Sender<Result<Record, StoreError>>)>) {
+    fn commit(
+        &mut self,
+        writes: Vec<(Key, Prepared, oneshot::Sender<Result<Record, StoreError>>)>,
+    ) {
         if writes.is_empty() {
             return;
         }
@@ -601,7 +599,7 @@ fn recover(dir: &Path) -> Result<Recovered, OpenError> {
     };
     if let Some((_, path)) = snapshot::list(dir)?.pop() {
         let snapshot = snapshot::open(&path)?;
-        recovered.records = load_snapshot(&snapshot)?;
+        recovered.records = load_snapshot(&snapshot);
         recovered.revision = snapshot.body().revision.to_native();
         recovered.snapshot_revision = recovered.revision;
     }
@@ -625,8 +623,10 @@ fn recover(dir: &Path) -> Result<Recovered, OpenError> {
             if entry.deleted {
                 recovered.records.remove(&key);
             } else {
-                let record = parse_record(key, revision, Bytes::copy_from_slice(&entry.json))?;
-                recovered.records.insert(record.key.clone(), record);
+                let json = Bytes::copy_from_slice(&entry.json);
+                recovered
+                    .records
+                    .insert(key.clone(), Record::new(key, revision, json));
             }
             recovered.revision = revision;
             recovered.replayed += 1;
@@ -655,52 +655,21 @@ fn recover(dir: &Path) -> Result<Recovered, OpenError> {
     Ok(recovered)
 }
 
-/// Builds the records of a snapshot, parsing their JSON on every core.
-fn load_snapshot(snapshot: &snapshot::OpenSnapshot) -> Result<BTreeMap<Key, Record>, OpenError> {
-    let archived = &snapshot.body().records;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = archived.len().div_ceil(threads).max(1);
-    let parts: Vec<Result<Vec<(Key, Record)>, OpenError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = archived
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|r| {
-                            let key = Key::new(&r.resource, &r.namespace, &r.name);
-                            let json = snapshot.share(&r.json);
-                            let record = parse_record(key, r.revision.to_native(), json)?;
-                            Ok((record.key.clone(), record))
-                        })
-                        .collect()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a snapshot loader panicked"))
-            .collect()
-    });
-    let mut records = Vec::with_capacity(archived.len());
-    for part in parts {
-        records.extend(part?);
-    }
+/// Builds the records of a snapshot: keys are copied, each record's JSON
+/// stays in the mapping (shared, not copied), nothing is parsed. The
+/// snapshot was validated when it was opened.
+fn load_snapshot(snapshot: &snapshot::OpenSnapshot) -> BTreeMap<Key, Record> {
     // Snapshots are written in key order, which makes this a bulk build.
-    Ok(records.into_iter().collect())
-}
-
-fn parse_record(key: Key, revision: u64, json: Bytes) -> Result<Record, OpenError> {
-    let object: Value = serde_json::from_slice(&json).map_err(|source| OpenError::Json {
-        key: key.clone(),
-        revision,
-        source,
-    })?;
-    Ok(Record {
-        key,
-        revision,
-        object: Arc::new(object),
-        json,
-    })
+    snapshot
+        .body()
+        .records
+        .iter()
+        .map(|r| {
+            let key = Key::new(&r.resource, &r.namespace, &r.name);
+            let json = snapshot.share(&r.json);
+            (key.clone(), Record::new(key, r.revision.to_native(), json))
+        })
+        .collect()
 }
 
 /// Whether the kernel allows io_uring (reported at open; the log does not

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use futures::future::BoxFuture;
 
 use super::{
-    Event, EventType, Key, Prefix, Record, Snapshot, Store, StoreError, WatchCursor, WatchLog,
-    WriteOp, decide,
+    Event, EventType, Key, Prefix, Prepared, Record, Snapshot, Store, StoreError, WatchCursor,
+    WatchLog, WriteOp, decide,
 };
 
 /// Default number of events a watch can resume across.
@@ -43,6 +43,8 @@ impl MemoryStore {
     }
 
     fn apply(&self, key: Key, op: WriteOp) -> Result<Record, StoreError> {
+        // Encoded before the lock: writers encode in parallel.
+        let op = Prepared::new(&key, op);
         let mut state = self.state.lock().expect("store poisoned");
         let current = state.records.get(&key).cloned();
         let revision = state.revision + 1;

@@ -22,9 +22,8 @@ use tokio::sync::watch;
 
 use super::{Event, StoreError};
 
-/// The most JSON (of the events' objects) the window retains. Each retained
-/// event also holds its object parsed, several times that size, so this
-/// bounds the window's memory; a watcher further behind re-lists.
+/// The most JSON (of the events' objects) the window retains, which bounds
+/// the window's memory; a watcher further behind re-lists.
 pub const WINDOW_BYTES: usize = 64 << 20;
 /// The most events one read hands out.
 const BATCH: usize = 512;
@@ -223,7 +222,6 @@ impl WatchCursor {
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
-    use serde_json::json;
 
     use super::*;
     use crate::store::{EventType, Key, Record};
@@ -231,12 +229,11 @@ mod tests {
     fn event(resource: &str, revision: u64, json_len: usize) -> Event {
         Event {
             kind: EventType::Added,
-            record: Record {
-                key: Key::new(resource, "default", &format!("o{revision}")),
+            record: Record::new(
+                Key::new(resource, "default", &format!("o{revision}")),
                 revision,
-                object: Arc::new(json!({})),
-                json: Bytes::from(vec![b' '; json_len]),
-            },
+                Bytes::from(vec![b' '; json_len]),
+            ),
             previous: None,
         }
     }

@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::FileExt;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::*;
 use crate::store::testdir::TestDir;
@@ -22,7 +22,7 @@ fn all_pods(store: &DurableStore) -> Vec<(String, u64, Value)> {
     };
     let listed = store.list(&prefix).records.into_iter();
     listed
-        .map(|r| (r.key.name.clone(), r.revision, (*r.object).clone()))
+        .map(|r| (r.key.name.clone(), r.revision, r.object()))
         .collect()
 }
 
