@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use coxswain_core::store::{DurableStore, Key, Prefix, Store, WriteOp};
+use coxswain_core::store::{DurableOptions, DurableStore, Key, Prefix, Store, WalIo, WriteOp};
 use etcd_client::{Client as Etcd, GetOptions};
 use serde_json::{Value, json};
 
@@ -215,6 +215,28 @@ async fn compare(etcd_url: &str, dir: PathBuf) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// writes@64 on a store whose log is written with `wal_io`, in writes/s.
+async fn writes_through(dir: PathBuf, wal_io: WalIo) -> Result<f64> {
+    let options = DurableOptions {
+        wal_io,
+        ..DurableOptions::default()
+    };
+    let store = Arc::new(DurableStore::open_with(&dir, options)?);
+    let s = store.clone();
+    run(64, PRELOAD, move |i| {
+        let s = s.clone();
+        async move {
+            s.write(key(i), WriteOp::Create(pod(i, 400))).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    let s = store.clone();
+    let rate = run(64, 100_000, move |i| coxswain_put(&s, i)).await?;
+    store.close().await?;
+    Ok(rate)
+}
+
 /// The 99th percentiles of the delay to each of 1000 watchers receiving a
 /// write's event: from the write's start (the sync included), and from its
 /// acknowledgement (zero when the watcher had it first).
@@ -318,6 +340,11 @@ async fn main() -> Result<()> {
     let dir = PathBuf::from(arg("--data-dir")?);
 
     let rows = compare(&etcd, dir.clone()).await?;
+    eprintln!("store-compare: writes@64 through each log IO path");
+    let mut paths = Vec::new();
+    for (label, wal_io) in [("std", WalIo::Std), ("io_uring", WalIo::IoUring)] {
+        paths.push((label, writes_through(dir.join(label), wal_io).await?));
+    }
     eprintln!("store-compare: watch latency with 1000 watchers");
     let p99 = watch_p99(dir.join("watch")).await?;
     eprintln!("store-compare: memory and cold start with 100k records");
@@ -336,6 +363,14 @@ async fn main() -> Result<()> {
             row.coxswain / row.etcd
         );
     }
+    println!(
+        "coxswain writes@64 by log IO path: {}",
+        paths
+            .iter()
+            .map(|(label, rate)| format!("{label} {rate:.0}/s"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!(
         "coxswain watch p99, 1000 watchers: {:.2} ms from the write's start (sync included), \
          {:.2} ms after its acknowledgement",

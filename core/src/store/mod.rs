@@ -42,7 +42,7 @@ pub use durable::{DurableOptions, DurableStore, OpenError};
 pub use lock::{DataDirLock, LockError};
 pub use memory::MemoryStore;
 pub use snapshot::SnapshotError;
-pub use wal::WalError;
+pub use wal::{WalError, WalIo};
 pub use watch::{WatchCursor, WatchLog};
 
 use std::fmt;

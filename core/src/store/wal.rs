@@ -11,6 +11,11 @@
 //!   not deserialised) and reports where the valid part ends, so recovery can
 //!   cut a torn tail at the last whole record.
 //!
+//! Two IO paths write the log, chosen when the store opens ([`WalIo`]):
+//! io_uring, where the kernel allows it (the write and the `fdatasync` are
+//! submitted together, linked, in one system call), and plain file IO
+//! (`pwrite`, then `fdatasync`) where it does not. Both leave the same bytes.
+//!
 //! Frame layout, all integers little-endian:
 //!
 //! ```text
@@ -205,6 +210,58 @@ pub fn sync_dir(dir: &Path) -> Result<(), WalError> {
         .map_err(io("syncing the directory", dir))
 }
 
+/// How the log reaches the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WalIo {
+    /// io_uring when the kernel allows it, plain file IO otherwise.
+    Auto,
+    /// `pwrite` and `fdatasync`.
+    Std,
+    /// io_uring: write and `fdatasync` linked in one submission. Falls back
+    /// to plain file IO when the kernel refuses io_uring.
+    IoUring,
+}
+
+impl WalIo {
+    pub fn name(self) -> &'static str {
+        match self {
+            WalIo::Auto => "auto",
+            WalIo::Std => "std::fs pwrite + fdatasync",
+            WalIo::IoUring => "io_uring write + fdatasync, linked",
+        }
+    }
+}
+
+impl std::str::FromStr for WalIo {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<WalIo, String> {
+        match text {
+            "auto" => Ok(WalIo::Auto),
+            "std" => Ok(WalIo::Std),
+            "io_uring" | "io-uring" | "uring" => Ok(WalIo::IoUring),
+            other => Err(format!(
+                "unknown log IO {other:?}: expected auto, std or io_uring"
+            )),
+        }
+    }
+}
+
+/// The IO path a log will use, and why: io_uring when asked for (or left to
+/// `Auto`) and the kernel sets one up, plain file IO otherwise.
+pub fn choose_io(wanted: WalIo) -> (WalIo, Option<String>) {
+    if wanted == WalIo::Std {
+        return (WalIo::Std, None);
+    }
+    match io_uring::IoUring::new(RING_ENTRIES) {
+        Ok(_) => (WalIo::IoUring, None),
+        Err(error) => (WalIo::Std, Some(format!("io_uring unavailable: {error}"))),
+    }
+}
+
+/// Submission queue size: a write and a sync per append.
+const RING_ENTRIES: u32 = 8;
+
 /// The open tail segment, appended to by the committer alone.
 ///
 /// The file grows in chunks of zeros ahead of the frames, so that most
@@ -221,6 +278,8 @@ pub struct WalWriter {
     len: u64,
     /// Size of the file: frames, then zeros.
     allocated: u64,
+    /// The ring, when the log is written through io_uring.
+    ring: Option<io_uring::IoUring>,
 }
 
 /// The file is grown by this many bytes of zeros at a time.
@@ -231,7 +290,7 @@ impl WalWriter {
     /// entry durable. A file of that name can only be left over from an
     /// earlier run that logged nothing into it (recovery would otherwise
     /// have replayed its entries and started later), so it is emptied.
-    pub fn open(dir: &Path, start: u64) -> Result<WalWriter, WalError> {
+    pub fn open(dir: &Path, start: u64, wanted: WalIo) -> Result<WalWriter, WalError> {
         let path = segment_path(dir, start);
         let file = OpenOptions::new()
             .create(true)
@@ -241,6 +300,13 @@ impl WalWriter {
             .open(&path)
             .map_err(io("opening", &path))?;
         sync_dir(dir)?;
+        let ring = match choose_io(wanted).0 {
+            WalIo::IoUring => Some(
+                io_uring::IoUring::new(RING_ENTRIES)
+                    .map_err(io("setting up io_uring for", &path))?,
+            ),
+            _ => None,
+        };
         Ok(WalWriter {
             dir: dir.to_owned(),
             file,
@@ -248,7 +314,17 @@ impl WalWriter {
             start,
             len: 0,
             allocated: 0,
+            ring,
         })
+    }
+
+    /// The IO path this log writes through.
+    pub fn io(&self) -> WalIo {
+        if self.ring.is_some() {
+            WalIo::IoUring
+        } else {
+            WalIo::Std
+        }
     }
 
     /// Writes `frames` and waits until they are on the disk.
@@ -264,10 +340,20 @@ impl WalWriter {
                 .map_err(io("growing", &self.path))?;
             self.allocated = target;
         }
-        self.file
-            .write_all_at(frames, self.len)
-            .map_err(io("appending to", &self.path))?;
-        self.file.sync_data().map_err(io("syncing", &self.path))?;
+        let (written, synced) = match self.ring.as_mut() {
+            Some(ring) => write_and_sync_linked(ring, &self.file, frames, self.len)
+                .map_err(io("appending through io_uring to", &self.path))?,
+            None => (0, false),
+        };
+        if written < frames.len() {
+            // Plain file IO, or the rest of a short io_uring write.
+            self.file
+                .write_all_at(&frames[written..], self.len + written as u64)
+                .map_err(io("appending to", &self.path))?;
+        }
+        if !synced || written < frames.len() {
+            self.file.sync_data().map_err(io("syncing", &self.path))?;
+        }
         self.len = end;
         Ok(())
     }
@@ -277,12 +363,78 @@ impl WalWriter {
         if next_revision == self.start {
             return Ok(());
         }
-        *self = WalWriter::open(&self.dir, next_revision)?;
+        let io = self.io();
+        *self = WalWriter::open(&self.dir, next_revision, io)?;
         Ok(())
     }
 
     pub fn len(&self) -> u64 {
         self.len
+    }
+}
+
+/// Submits a write of `frames` at `offset` and an `fdatasync` linked after
+/// it, and waits for both. Returns how many bytes were written and whether
+/// the sync ran after them (a short write cancels it); the caller finishes
+/// what is left with plain file IO.
+fn write_and_sync_linked(
+    ring: &mut io_uring::IoUring,
+    file: &File,
+    frames: &[u8],
+    offset: u64,
+) -> std::io::Result<(usize, bool)> {
+    use std::os::fd::AsRawFd;
+
+    use io_uring::{opcode, squeue, types};
+
+    const WRITE: u64 = 1;
+    const SYNC: u64 = 2;
+    /// `ECANCELED`: the linked sync, after a short write.
+    const CANCELED: i32 = 125;
+    let fd = types::Fd(file.as_raw_fd());
+    let len = u32::try_from(frames.len()).expect("a batch of frames is below 4 GiB");
+    let write = opcode::Write::new(fd, frames.as_ptr(), len)
+        .offset(offset)
+        .build()
+        .flags(squeue::Flags::IO_LINK)
+        .user_data(WRITE);
+    let sync = opcode::Fsync::new(fd)
+        .flags(types::FsyncFlags::DATASYNC)
+        .build()
+        .user_data(SYNC);
+    // SAFETY: `frames` and `file` outlive both operations: this function
+    // waits for both completions before it returns, errors included.
+    unsafe {
+        let mut queue = ring.submission();
+        queue
+            .push(&write)
+            .and_then(|()| queue.push(&sync))
+            .map_err(|_| std::io::Error::other("the io_uring submission queue is full"))?;
+    }
+    let (mut written, mut synced, mut error) = (0, false, None);
+    let mut completed = 0;
+    while completed < 2 {
+        match ring.submit_and_wait(2 - completed) {
+            Ok(_) => {}
+            // The operations are still in flight: wait again.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+        for completion in ring.completion() {
+            completed += 1;
+            let result = completion.result();
+            match (completion.user_data(), result) {
+                (_, result) if result < 0 && result != -CANCELED => {
+                    error = Some(std::io::Error::from_raw_os_error(-result));
+                }
+                (WRITE, result) => written = result.max(0) as usize,
+                (_, result) => synced = result >= 0,
+            }
+        }
+    }
+    match error {
+        Some(error) => Err(error),
+        None => Ok((written, synced)),
     }
 }
 
@@ -316,18 +468,30 @@ mod tests {
     #[test]
     fn appended_entries_are_scanned_back_in_order() {
         let dir = TestDir::new("wal-order");
-        let mut writer = WalWriter::open(dir.path(), 2).unwrap();
-        let mut frames = Vec::new();
-        for revision in 2..12 {
-            encode_frame(&entry(revision), &mut frames);
+        for io in [WalIo::Std, WalIo::IoUring] {
+            let mut writer = WalWriter::open(dir.path(), 2, io).unwrap();
+            let allowed = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+                .is_ok_and(|v| v.trim() == "0");
+            if allowed {
+                assert_eq!(writer.io(), io, "the kernel allows io_uring");
+            }
+            let mut frames = Vec::new();
+            for revision in 2..12 {
+                encode_frame(&entry(revision), &mut frames);
+                // Appends of one frame and of several, back to back.
+                if revision % 3 == 0 {
+                    writer.append(&frames).unwrap();
+                    frames.clear();
+                }
+            }
+            writer.append(&frames).unwrap();
+            let (seen, end) = scan(&segment_path(dir.path(), 2));
+            assert_eq!(seen, (2..12).collect::<Vec<_>>(), "{io:?}");
+            // The zeros the writer grew the file by are a clean end.
+            assert_eq!(end.torn, None);
+            assert_eq!(end.valid_len, writer.len());
+            assert!(end.file_len > end.valid_len);
         }
-        writer.append(&frames).unwrap();
-        let (seen, end) = scan(&segment_path(dir.path(), 2));
-        assert_eq!(seen, (2..12).collect::<Vec<_>>());
-        // The zeros the writer grew the file by are a clean end.
-        assert_eq!(end.torn, None);
-        assert_eq!(end.valid_len, frames.len() as u64);
-        assert!(end.file_len > end.valid_len);
     }
 
     #[test]
