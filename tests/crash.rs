@@ -13,7 +13,8 @@
 //!   a restart has a revision above every one acknowledged before it.
 //!
 //! The last round stops the child with SIGTERM, so the clean-shutdown
-//! snapshot is checked too. The test needs no root and no Docker; it runs the
+//! snapshot is checked too. Rounds alternate the log's IO path (std,
+//! io_uring). The test needs no root and no Docker; it runs the
 //! binary cargo built for this package (or `COXSWAIN_BIN`).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -67,6 +68,8 @@ impl Apiserver {
         let mut child = Command::new(binary())
             .args(["apiserver", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
+            // Both log IO paths, round by round, on one directory.
+            .args(["--wal-io", if round % 2 == 0 { "std" } else { "io_uring" }])
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())

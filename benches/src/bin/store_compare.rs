@@ -215,8 +215,9 @@ async fn compare(etcd_url: &str, dir: PathBuf) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// writes@64 on a store whose log is written with `wal_io`, in writes/s.
-async fn writes_through(dir: PathBuf, wal_io: WalIo) -> Result<f64> {
+/// Writes/s with 1, 16 and 64 writers on a store whose log is written with
+/// `wal_io`.
+async fn writes_through(dir: PathBuf, wal_io: WalIo) -> Result<Vec<f64>> {
     let options = DurableOptions {
         wal_io,
         ..DurableOptions::default()
@@ -231,10 +232,13 @@ async fn writes_through(dir: PathBuf, wal_io: WalIo) -> Result<f64> {
         }
     })
     .await?;
-    let s = store.clone();
-    let rate = run(64, 100_000, move |i| coxswain_put(&s, i)).await?;
+    let mut rates = Vec::new();
+    for (tasks, ops) in [(1, 5_000), (16, 50_000), (64, 100_000)] {
+        let s = store.clone();
+        rates.push(run(tasks, ops, move |i| coxswain_put(&s, i)).await?);
+    }
     store.close().await?;
-    Ok(rate)
+    Ok(rates)
 }
 
 /// The 99th percentiles of the delay to each of 1000 watchers receiving a
@@ -340,7 +344,7 @@ async fn main() -> Result<()> {
     let dir = PathBuf::from(arg("--data-dir")?);
 
     let rows = compare(&etcd, dir.clone()).await?;
-    eprintln!("store-compare: writes@64 through each log IO path");
+    eprintln!("store-compare: writes through each log IO path");
     let mut paths = Vec::new();
     for (label, wal_io) in [("std", WalIo::Std), ("io_uring", WalIo::IoUring)] {
         paths.push((label, writes_through(dir.join(label), wal_io).await?));
@@ -363,14 +367,16 @@ async fn main() -> Result<()> {
             row.coxswain / row.etcd
         );
     }
-    println!(
-        "coxswain writes@64 by log IO path: {}",
-        paths
-            .iter()
-            .map(|(label, rate)| format!("{label} {rate:.0}/s"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    for (index, writers) in [1, 16, 64].into_iter().enumerate() {
+        println!(
+            "coxswain writes@{writers} by log IO path: {}",
+            paths
+                .iter()
+                .map(|(label, rates)| format!("{label} {:.0}/s", rates[index]))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     println!(
         "coxswain watch p99, 1000 watchers: {:.2} ms from the write's start (sync included), \
          {:.2} ms after its acknowledgement",

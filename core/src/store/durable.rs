@@ -24,11 +24,12 @@
 //! ([`StoreError::Unavailable`]): what reached the disk is unknown, and only
 //! a restart, which reads it back, can tell.
 //!
-//! The log is written through io_uring where the kernel allows it (the
-//! write and its `fdatasync` linked in one submission), and with plain file
-//! IO (`pwrite` + `fdatasync`) where it does not, into segment files grown
-//! ahead in chunks of zeros; see [`WalWriter`]. Which one is used is decided
-//! at open ([`DurableOptions::wal_io`]) and logged.
+//! The log is written with plain file IO (`pwrite` + `fdatasync`), or
+//! through io_uring (the write and its `fdatasync` linked in one
+//! submission) when asked for and the kernel allows it, into segment files
+//! grown ahead in chunks of zeros; see [`WalWriter`]. Which one is used is
+//! decided at open ([`DurableOptions::wal_io`]) and logged, with whether the
+//! kernel allows io_uring.
 //!
 //! [`close`]: DurableStore::close
 
@@ -73,7 +74,7 @@ impl Default for DurableOptions {
             watch_window: DEFAULT_WATCH_WINDOW,
             snapshot_every: 200_000,
             segment_bytes: 64 * 1024 * 1024,
-            wal_io: WalIo::Auto,
+            wal_io: WalIo::default(),
         }
     }
 }
@@ -179,7 +180,10 @@ impl DurableStore {
 
         let started = std::time::Instant::now();
         let recovered = recover(dir)?;
-        let (_, fallback) = wal::choose_io(options.wal_io);
+        let io_uring = match wal::io_uring_available() {
+            Ok(()) => "available".to_owned(),
+            Err(reason) => reason,
+        };
         let wal = WalWriter::open(dir, recovered.revision + 1, options.wal_io)?;
         tracing::info!(
             dir = %dir.display(),
@@ -189,7 +193,8 @@ impl DurableStore {
             replayed = recovered.replayed,
             elapsed_ms = started.elapsed().as_millis() as u64,
             wal_io = wal.io().name(),
-            wal_io_fallback = fallback.as_deref().unwrap_or("none"),
+            wal_io_asked = options.wal_io.name(),
+            io_uring = %io_uring,
             "store opened"
         );
 

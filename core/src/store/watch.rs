@@ -1,12 +1,14 @@
 //! The watch log: recent events in revision order, and cursors into it.
 //!
-//! Writers append and never wait for watchers. Each watcher is a cursor (the
-//! last revision it has seen) that reads the events after it in batches and
-//! sleeps on a revision signal when it has caught up. The log keeps a bounded
-//! window of events: at most `capacity` of them, and no more than
-//! [`WINDOW_BYTES`] of their objects' JSON. A cursor that falls behind that
-//! window gets [`StoreError::Expired`], which the apiserver turns into
-//! `410 Gone`.
+//! Writers append and never wait for watchers: the log is a lock-free
+//! ordered map (a crossbeam skip list) from revision to event, so a watcher
+//! reading its batch and the store appending the next event never hold a
+//! lock against each other. Each watcher is a cursor (the last revision it
+//! has seen) that reads the events after it in batches and sleeps on a
+//! revision signal when it has caught up. The log keeps a bounded window of
+//! events: at most `capacity` of them, and no more than [`WINDOW_BYTES`] of
+//! their objects' JSON. A cursor that falls behind that window gets
+//! [`StoreError::Expired`], which the apiserver turns into `410 Gone`.
 //!
 //! A cursor narrowed to one resource ([`WatchCursor::only`]) is woken only by
 //! that resource's changes and hands out only its events, so a flood of
@@ -14,10 +16,16 @@
 //!
 //! Hot path: every watcher reads every event of its resource, so events are
 //! shared (`Arc<Event>`): a read copies pointers, never keys or objects.
+//!
+//! One appender at a time: the store's serial part (the durable store's
+//! committer, the memory store's lock holder) appends; cursors read from any
+//! thread.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 
+use crossbeam_skiplist::SkipMap;
 use tokio::sync::watch;
 
 use super::{Event, StoreError};
@@ -32,24 +40,20 @@ const SCAN: usize = 4096;
 
 /// Bounded, ordered history of changes.
 pub struct WatchLog {
-    /// The retained events and what they weigh.
-    window: Mutex<Window>,
+    /// The retained events by revision.
+    events: SkipMap<u64, Arc<Event>>,
+    /// The JSON bytes of the retained events' objects.
+    bytes: AtomicUsize,
+    /// Cursors may not start before this revision: the events up to it were
+    /// dropped from the window, or never retained (a restarted store starts
+    /// with an empty log). Raised before an event is dropped.
+    floor: AtomicU64,
     capacity: usize,
     /// The newest appended revision; wakes sleeping cursors of any resource.
     latest: watch::Sender<u64>,
     /// The newest appended revision per resource, for narrowed cursors.
-    per_resource: Mutex<HashMap<String, watch::Sender<u64>>>,
-}
-
-struct Window {
-    /// Events in increasing revision order.
-    events: VecDeque<Arc<Event>>,
-    /// The JSON bytes of the retained events' objects.
-    bytes: usize,
-    /// Cursors may not start before this revision: the events up to it were
-    /// dropped from the window, or never retained (a restarted store starts
-    /// with an empty log).
-    floor: u64,
+    /// Written only when a resource gets its first narrowed cursor.
+    per_resource: RwLock<HashMap<String, watch::Sender<u64>>>,
 }
 
 impl WatchLog {
@@ -66,41 +70,41 @@ impl WatchLog {
     fn with_floor(capacity: usize, revision: u64, floor: u64) -> Arc<WatchLog> {
         let (latest, _) = watch::channel(revision);
         Arc::new(WatchLog {
-            window: Mutex::new(Window {
-                events: VecDeque::new(),
-                bytes: 0,
-                floor,
-            }),
+            events: SkipMap::new(),
+            bytes: AtomicUsize::new(0),
+            floor: AtomicU64::new(floor),
             capacity: capacity.max(1),
             latest,
-            per_resource: Mutex::new(HashMap::new()),
+            per_resource: RwLock::new(HashMap::new()),
         })
     }
 
     /// Appends one event; its revision must be above every earlier one.
     pub fn append(&self, event: Event) {
         let revision = event.record.revision;
-        let resource = event.record.key.resource.clone();
-        {
-            let mut window = self.window.lock().expect("watch log poisoned");
-            window.bytes += event.record.json.len();
-            window.events.push_back(Arc::new(event));
-            while window.events.len() > self.capacity
-                || (window.bytes > WINDOW_BYTES && window.events.len() > 1)
-            {
-                let dropped = window.events.pop_front().expect("not empty");
-                window.bytes -= dropped.record.json.len();
-                window.floor = window.floor.max(dropped.record.revision);
-            }
-        }
-        // Looked up after the event is in: a cursor narrowed meanwhile has
-        // either read it or subscribed before this, so no wake is lost.
-        if let Some(wake) = self
+        let size = event.record.json.len();
+        let wake = self
             .per_resource
-            .lock()
+            .read()
             .expect("watch log poisoned")
-            .get(&resource)
-        {
+            .get(&event.record.key.resource)
+            .cloned();
+        self.events.insert(revision, Arc::new(event));
+        let mut bytes = self.bytes.fetch_add(size, Ordering::Relaxed) + size;
+        while self.events.len() > self.capacity || (bytes > WINDOW_BYTES && self.events.len() > 1) {
+            let Some(oldest) = self.events.front() else {
+                break;
+            };
+            // The floor moves first: a cursor that read the old floor checks
+            // it again after its scan, so it cannot miss a dropped event.
+            self.floor.fetch_max(*oldest.key(), Ordering::SeqCst);
+            let dropped = oldest.value().record.json.len();
+            oldest.remove();
+            bytes = self.bytes.fetch_sub(dropped, Ordering::Relaxed) - dropped;
+        }
+        // A cursor narrowed after the lookup above subscribed after the
+        // event was in, and reads it before it sleeps: no wake is lost.
+        if let Some(wake) = wake {
             wake.send_replace(revision);
         }
         self.latest.send_replace(revision);
@@ -108,18 +112,12 @@ impl WatchLog {
 
     /// The oldest revision a cursor may still start after.
     fn oldest_resumable(&self) -> u64 {
-        self.window.lock().expect("watch log poisoned").floor
+        self.floor.load(Ordering::SeqCst)
     }
 
     /// A cursor over the events after `after`.
     pub fn cursor(self: &Arc<Self>, after: u64) -> Result<WatchCursor, StoreError> {
-        let oldest = self.oldest_resumable();
-        if after < oldest {
-            return Err(StoreError::Expired {
-                requested: after,
-                oldest,
-            });
-        }
+        self.check_floor(after)?;
         Ok(WatchCursor {
             log: self.clone(),
             after,
@@ -128,17 +126,32 @@ impl WatchLog {
         })
     }
 
+    fn check_floor(&self, after: u64) -> Result<(), StoreError> {
+        let oldest = self.oldest_resumable();
+        if after < oldest {
+            return Err(StoreError::Expired {
+                requested: after,
+                oldest,
+            });
+        }
+        Ok(())
+    }
+
     /// The wake signal of one resource's changes.
     fn subscribe(&self, resource: &str) -> watch::Receiver<u64> {
-        let mut wakers = self.per_resource.lock().expect("watch log poisoned");
-        match wakers.get(resource) {
-            Some(sender) => sender.subscribe(),
-            None => {
-                let (sender, receiver) = watch::channel(*self.latest.borrow());
-                wakers.insert(resource.to_owned(), sender);
-                receiver
-            }
+        if let Some(sender) = self
+            .per_resource
+            .read()
+            .expect("watch log poisoned")
+            .get(resource)
+        {
+            return sender.subscribe();
         }
+        let mut wakers = self.per_resource.write().expect("watch log poisoned");
+        wakers
+            .entry(resource.to_owned())
+            .or_insert_with(|| watch::channel(*self.latest.borrow()).0)
+            .subscribe()
     }
 
     /// Up to [`BATCH`] events after `after` (of `resource` only, when
@@ -148,18 +161,11 @@ impl WatchLog {
         after: u64,
         resource: Option<&str>,
     ) -> Result<(Vec<Arc<Event>>, u64), StoreError> {
-        let window = self.window.lock().expect("watch log poisoned");
-        if after < window.floor {
-            return Err(StoreError::Expired {
-                requested: after,
-                oldest: window.floor,
-            });
-        }
-        let events = &window.events;
-        let start = events.partition_point(|e| e.record.revision <= after);
+        self.check_floor(after)?;
         let mut batch = Vec::new();
         let mut reached = after;
-        for event in events.range(start..).take(SCAN) {
+        for entry in self.events.range(after + 1..).take(SCAN) {
+            let event = entry.value();
             reached = event.record.revision;
             if resource.is_none_or(|r| r == event.record.key.resource) {
                 batch.push(Arc::clone(event));
@@ -168,10 +174,17 @@ impl WatchLog {
                 }
             }
         }
+        // Dropped while this read ran? Then it may have skipped them.
+        self.check_floor(after)?;
         Ok((batch, reached))
     }
-}
 
+    /// How many events and how many bytes of JSON the window holds.
+    #[cfg(test)]
+    fn retained(&self) -> (usize, usize) {
+        (self.events.len(), self.bytes.load(Ordering::Relaxed))
+    }
+}
 /// One watcher's position in the log.
 pub struct WatchCursor {
     log: Arc<WatchLog>,
@@ -277,8 +290,56 @@ mod tests {
         assert!(matches!(log.cursor(1), Err(StoreError::Expired { .. })));
         let mut cursor = log.cursor(19).unwrap();
         assert_eq!(revisions(&cursor.next_batch().await.unwrap()), [20]);
-        let window = log.window.lock().unwrap();
-        assert!(window.bytes <= WINDOW_BYTES);
-        assert_eq!(window.events.len(), 8);
+        let (events, bytes) = log.retained();
+        assert!(bytes <= WINDOW_BYTES);
+        assert_eq!(events, 8);
+    }
+
+    /// Readers on other threads, while one appender fills a small window:
+    /// each sees every event after its start, in order and without a gap,
+    /// or is told it fell behind; never a silent skip.
+    #[test]
+    fn cursors_racing_the_appender_see_no_gaps() {
+        const EVENTS: u64 = 20_000;
+        let log = WatchLog::new(64, 1);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let readers: Vec<_> = (0..4)
+            .map(|_| {
+                let mut cursor = log.cursor(1).unwrap();
+                runtime.spawn(async move {
+                    let mut last = 1;
+                    loop {
+                        match cursor.next_batch().await {
+                            Ok(batch) => {
+                                for event in batch {
+                                    assert_eq!(event.record.revision, last + 1, "a gap");
+                                    last += 1;
+                                }
+                                if last == EVENTS + 1 {
+                                    return Ok(last);
+                                }
+                            }
+                            Err(StoreError::Expired { .. }) => return Err(last),
+                            Err(other) => panic!("{other}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for revision in 2..=EVENTS + 1 {
+            log.append(event("pods", revision, 10));
+        }
+        for reader in readers {
+            match runtime.block_on(reader).unwrap() {
+                Ok(last) => assert_eq!(last, EVENTS + 1),
+                // Fell behind the 64-event window: told so, not skipped.
+                Err(last) => assert!(last < EVENTS + 1),
+            }
+        }
+        assert_eq!(log.retained().0, 64);
     }
 }
