@@ -149,11 +149,6 @@ impl Attrs {
         let (key_end, value_end) = self.labels[index];
         (start, key_end as usize, value_end as usize)
     }
-
-    /// The heap bytes these attributes hold.
-    pub fn heap_bytes(&self) -> usize {
-        self.text.len() + self.labels.len() * 8 + self.fields.len() * 4
-    }
 }
 
 fn offset(text: &str) -> u32 {

@@ -143,11 +143,6 @@ impl Record {
         }
     }
 
-    /// The object parsed into a type.
-    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> serde_json::Result<T> {
-        serde_json::from_slice(&self.json)
-    }
-
     /// Labels and selectable fields, for selectors.
     pub fn attrs(&self) -> &Attrs {
         self.attrs
