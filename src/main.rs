@@ -1,7 +1,8 @@
 //! `coxswain`: every component of the cluster in one binary.
 //!
-//! `coxswain up` runs them all in one process, each in its own task, talking
-//! through the in-process transport; the other subcommands run one component
+//! `coxswain up` runs them all in one process (the controller manager and
+//! the scheduler on a thread each, see `cmd::own_thread`), talking through
+//! the in-process transport; the other subcommands run one component
 //! as its own process against a kubeconfig, over HTTPS.
 
 mod cmd;
@@ -45,9 +46,11 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     logging::init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Command::Load(args) = &cli.command {
+        runtime.worker_threads(args.node_threads.max(1));
+    }
+    let runtime = runtime.enable_all().build()?;
     runtime.block_on(async move {
         match cli.command {
             Command::Up(args) => cmd::up::run(args).await,

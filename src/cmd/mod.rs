@@ -4,6 +4,7 @@ pub mod apiserver;
 pub mod controller_manager;
 pub mod kubelet;
 pub mod load;
+pub mod own_thread;
 pub mod scheduler;
 pub mod trace;
 pub mod up;

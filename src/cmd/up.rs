@@ -1,8 +1,9 @@
 //! `coxswain up`: the whole cluster in one process.
 //!
-//! The apiserver serves HTTPS for kubectl; the controller manager, the
-//! scheduler and the kubelet each run in their own task with an in-process
-//! client that goes through the same router. Once the node is Ready, one line
+//! The apiserver serves HTTPS for kubectl; the controller manager and the
+//! scheduler each run on a thread of their own (as they would in a process
+//! of their own), the kubelet in a task, each with an in-process client that
+//! goes through the same router. Once the node is Ready, one line
 //! says so, with the kubeconfig's path.
 
 use std::net::{IpAddr, SocketAddr};
@@ -17,6 +18,8 @@ use coxswain_core::client::{Client, InProcessTransport};
 use coxswain_core::kubelet::{self, KubeletConfig};
 use coxswain_core::store::DurableStore;
 use coxswain_core::{controllers, scheduler};
+
+use super::own_thread::run_on_own_thread;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -92,9 +95,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let mut tasks = tokio::task::JoinSet::new();
     let c = client.clone();
-    tasks.spawn(async move { ("controller manager", controllers::run(c).await) });
+    let controllers_thread = run_on_own_thread("controller-manager", || controllers::run(c));
+    tasks.spawn(async move { ("controller manager", controllers_thread.await) });
     let c = client.clone();
-    tasks.spawn(async move { ("scheduler", scheduler::run(c).await) });
+    let scheduler_thread = run_on_own_thread("scheduler", || scheduler::run(c));
+    tasks.spawn(async move { ("scheduler", scheduler_thread.await) });
     let mut _sim_nodes = Vec::new();
     let node_name = if sim {
         let profile = match &args.sim_profile {

@@ -169,7 +169,10 @@ impl GarbageCollector {
         }
         // The resourceVersion precondition makes this a no-op when the
         // dependent changed since it was judged (an orphaning, say, removed
-        // the very reference found dangling); its change event brings it back.
+        // the very reference found dangling). Most changes are not to its
+        // owners (a kubelet's status write) and bring no event that checks
+        // it again, so the conflict is returned: the key is retried, and
+        // judged again once the cache holds the change.
         let options = DeleteOptions {
             propagation_policy: Some("Background".into()),
             preconditions: Some(Preconditions {
@@ -189,7 +192,7 @@ impl GarbageCollector {
                 name = object.name(),
                 "deleted dependent of a deleted owner"
             ),
-            Err(error) if error.is_not_found() || error.is_conflict() => {}
+            Err(error) if error.is_not_found() => {}
             Err(error) => return Err(error.into()),
         }
         Ok(())
@@ -497,5 +500,69 @@ mod tests {
         }
         keys.sort();
         assert_eq!(keys, ["Pod/default/web-1", "ReplicaSet/default/web"]);
+    }
+
+    #[tokio::test]
+    async fn an_orphan_that_changed_since_it_was_cached_is_retried_not_dropped() {
+        use crate::apiserver::{ApiServer, ApiServerConfig};
+        use crate::client::{InProcessTransport, WatcherEvent};
+        use crate::store::MemoryStore;
+
+        let dir = std::env::temp_dir().join(format!("coxswain-gc-stale-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = ApiServerConfig {
+            data_dir: dir.clone(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+        };
+        let server = ApiServer::start(config, Arc::new(MemoryStore::new()))
+            .await
+            .unwrap();
+        let client = Client::new(Arc::new(InProcessTransport::new(
+            server.router.clone(),
+            &server.admin_token,
+        )));
+        // A pod whose ReplicaSet is gone (never existed)...
+        let mut pod = Pod::new("default", "web-1");
+        pod.metadata.owner_references = vec![OwnerReference {
+            api_version: "apps/v1".into(),
+            kind: "ReplicaSet".into(),
+            name: "web".into(),
+            uid: "gone-uid".into(),
+            ..Default::default()
+        }];
+        pod.spec = Some(
+            serde_json::from_value(serde_json::json!({
+                "containers": [{"name": "web", "image": "coxswain/web:0.1"}]
+            }))
+            .unwrap(),
+        );
+        let cached = client.create(&pod).await.unwrap();
+        // ...whose status a kubelet writes after the collector cached it.
+        let status = serde_json::json!({"status": {"phase": "Running"}});
+        client
+            .merge_patch_status::<Pod>("default", "web-1", &status)
+            .await
+            .unwrap();
+
+        let informers = super::super::Informers::new();
+        let gc = GarbageCollector::new(client.clone(), informers.caches());
+        informers
+            .pods
+            .apply(WatcherEvent::Restarted(vec![cached.clone()]));
+        let stale = gc.sync("Pod/default/web-1").await;
+        assert!(
+            stale.as_ref().is_err_and(|e| e.is_conflict()),
+            "a stale judgement must come back to the queue: {stale:?}"
+        );
+
+        let fresh = client.get::<Pod>("default", "web-1").await.unwrap();
+        informers.pods.apply(WatcherEvent::Applied(fresh));
+        gc.sync("Pod/default/web-1").await.unwrap();
+        let left = client.get_opt::<Pod>("default", "web-1").await.unwrap();
+        assert!(
+            left.is_none_or(|p| p.metadata.deletion_timestamp.is_some()),
+            "the orphan is deleted once judged on its current version"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

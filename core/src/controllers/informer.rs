@@ -238,7 +238,8 @@ impl<T: Resource> Informer<T> {
     }
 
     /// Applies one watcher event to the cache, then tells the handlers.
-    fn apply(&self, event: WatcherEvent<T>) {
+    /// (Crate-visible so that tests can feed a cache without a watch.)
+    pub(crate) fn apply(&self, event: WatcherEvent<T>) {
         let complete_list = matches!(event, WatcherEvent::Restarted(_));
         let changes = {
             let mut objects = self.cache.inner.write().expect("cache lock");

@@ -538,8 +538,30 @@ impl PodManager {
         }
     }
 
+    /// Whether pod `uid`'s worker already runs the API pod's current
+    /// version: an API object's content is fixed by its resourceVersion, so
+    /// then there is nothing to tell it. This keeps the periodic reconcile
+    /// of every pod to a lookup, with no copy or comparison of the pod.
+    fn worker_runs_current(&self, uid: &str) -> bool {
+        let (Some(pod), Some(worker)) = (self.api_pods.get(uid), self.workers.get(uid)) else {
+            return false;
+        };
+        let running_as_is = pod.metadata.deletion_timestamp.is_none()
+            && pod.metadata.resource_version.is_some()
+            && !is_mirror_pod(pod)
+            && !self.static_pods.contains_key(uid)
+            && !self.finished.contains(uid);
+        running_as_is
+            && matches!(&*worker.borrow(), Desired::Run(current)
+                if current.metadata.uid == pod.metadata.uid
+                    && current.metadata.resource_version == pod.metadata.resource_version)
+    }
+
     /// Tells pod `uid`'s worker what is wanted, starting one if needed.
     fn reconcile(&mut self, uid: &str) {
+        if self.worker_runs_current(uid) {
+            return;
+        }
         match (self.desired(uid), self.workers.get(uid)) {
             (Some(desired), Some(tx)) => {
                 tx.send_if_modified(|current| {
@@ -818,6 +840,39 @@ mod tests {
         assert!(m.finished.contains("a1"));
         m.apply_api_event(WatcherEvent::Deleted(pod));
         assert!(m.finished.is_empty());
+    }
+
+    #[tokio::test]
+    async fn every_new_version_of_an_api_pod_reaches_its_worker() {
+        let fake = FakeRuntime::with_images(&[]);
+        let mut m = manager(&fake);
+        let mut pod = as_api(Pod::new("default", "api"), "a1");
+        pod.spec = Some(Default::default());
+        pod.metadata.resource_version = Some("1".into());
+        m.apply_api_event(WatcherEvent::Applied(pod.clone()));
+        let told = |m: &PodManager| m.workers["a1"].borrow().clone();
+
+        // The periodic pass over a worker that has the current version
+        // leaves it as it is.
+        m.reconcile_all();
+        assert_eq!(told(&m), Desired::Run(pod.clone()));
+
+        pod.metadata.resource_version = Some("2".into());
+        pod.metadata.labels.insert("tier".into(), "web".into());
+        m.apply_api_event(WatcherEvent::Applied(pod.clone()));
+        assert_eq!(told(&m), Desired::Run(pod.clone()));
+
+        pod.metadata.resource_version = Some("3".into());
+        pod.metadata.deletion_timestamp = Some(crate::api::Time::now());
+        m.apply_api_event(WatcherEvent::Applied(pod.clone()));
+        m.reconcile_all();
+        assert!(matches!(
+            told(&m),
+            Desired::Stop {
+                finish_api_delete: true,
+                ..
+            }
+        ));
     }
 
     #[tokio::test]

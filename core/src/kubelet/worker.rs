@@ -32,7 +32,7 @@ use super::runtime::{
 use super::spec::Downward;
 use super::status::{self, Probed, StatusBoard, StatusInput, Waiting, instances};
 use crate::api::{Container, DeleteOptions, Pod, PodStatus, Preconditions, Resource, Time};
-use crate::client::{Client, EventRecorder};
+use crate::client::{Client, EventRecorder, reference};
 
 /// How often a worker syncs without being told to.
 pub(crate) const RESYNC: Duration = Duration::from_secs(1);
@@ -136,6 +136,12 @@ pub struct PodWorker {
     /// listing finds running was started before (by an earlier kubelet) and
     /// is adopted as it is.
     listed: bool,
+    /// How many times this worker started, stopped or removed something in
+    /// the runtime: a sync lists the pod's containers again only after it
+    /// changed them, so a sync that changes nothing lists them once.
+    runtime_writes: u64,
+    /// Whether `status` was published on the node's status board.
+    published: bool,
 }
 
 impl PodWorker {
@@ -160,6 +166,8 @@ impl PodWorker {
             reported: if from_api { initial } else { None },
             listed: false,
             reported_mirror: None,
+            runtime_writes: 0,
+            published: false,
         }
     }
 
@@ -216,6 +224,7 @@ impl PodWorker {
                 .iter()
                 .filter(|c| c.is_sandbox() && c.state.is_running())
             {
+                self.runtime_writes += 1;
                 let _ = runtime
                     .stop_container(sandbox.id.clone(), Duration::ZERO)
                     .await;
@@ -224,17 +233,15 @@ impl PodWorker {
             return;
         }
 
+        let writes = self.runtime_writes;
         let Some(sandbox_id) = self.ensure_sandbox(pod, &containers).await else {
-            let containers = runtime.list_containers(Some(self.uid.clone())).await;
-            self.report(pod, &containers.unwrap_or_default(), false)
-                .await;
+            let containers = self.relist_if_changed(writes, containers).await;
+            self.report(pod, &containers, false).await;
             return;
         };
         // The sandbox may be new: read the containers again.
-        let containers = match runtime.list_containers(Some(self.uid.clone())).await {
-            Ok(containers) => containers,
-            Err(_) => containers,
-        };
+        let containers = self.relist_if_changed(writes, containers).await;
+        let writes = self.runtime_writes;
 
         let restart_policy = spec
             .restart_policy
@@ -264,15 +271,40 @@ impl PodWorker {
             .iter()
             .filter(|c| !c.is_sandbox() && !names.contains(c.container_name.as_str()))
         {
+            self.runtime_writes += 1;
             let _ = runtime
                 .stop_container(stray.id.clone(), grace_period(pod))
                 .await;
             let _ = runtime.remove_container(stray.id.clone()).await;
         }
 
-        let containers = runtime.list_containers(Some(self.uid.clone())).await;
-        self.report(pod, &containers.unwrap_or_default(), true)
-            .await;
+        let containers = self.relist_if_changed(writes, containers).await;
+        self.report(pod, &containers, true).await;
+    }
+
+    /// The pod's containers: `listed` when this worker changed nothing in
+    /// the runtime since its write number `writes`, else a fresh listing
+    /// (`listed` still when listing fails).
+    async fn relist_if_changed(
+        &self,
+        writes: u64,
+        listed: Vec<ContainerInfo>,
+    ) -> Vec<ContainerInfo> {
+        if self.runtime_writes == writes {
+            return listed;
+        }
+        match self
+            .ctx
+            .runtime
+            .list_containers(Some(self.uid.clone()))
+            .await
+        {
+            Ok(containers) => containers,
+            Err(error) => {
+                tracing::debug!(uid = %self.uid, %error, "listing the pod's containers failed");
+                listed
+            }
+        }
     }
 
     /// Returns the id of the pod's running sandbox, creating one when there
@@ -303,6 +335,7 @@ impl PodWorker {
                 "Pod sandbox changed, it will be killed and re-created.",
             )
             .await;
+            self.runtime_writes += 1;
             for c in containers
                 .iter()
                 .filter(|c| !c.is_sandbox() && c.state.is_running())
@@ -346,6 +379,7 @@ impl PodWorker {
             Ok(false) => runtime.pull_image(image.clone()).await,
             Err(e) => Err(e),
         };
+        self.runtime_writes += 1;
         let created = match prepared {
             Ok(()) => runtime.run_sandbox(self.sandbox_spec(pod, attempt)).await,
             Err(e) => Err(e),
@@ -440,6 +474,7 @@ impl PodWorker {
                 }
                 Some(earlier) if !earlier.state.is_running() => {
                     // It ran in an earlier sandbox: it runs again in this one.
+                    self.runtime_writes += 1;
                     for old in found.iter().skip(1) {
                         let _ = self.ctx.runtime.remove_container(old.id.clone()).await;
                     }
@@ -471,6 +506,7 @@ impl PodWorker {
 
         // Keep the current instance and the one before it; older ones go.
         for old in found.iter().skip(2).filter(|c| !c.state.is_running()) {
+            self.runtime_writes += 1;
             let _ = runtime.remove_container(old.id.clone()).await;
         }
 
@@ -486,6 +522,7 @@ impl PodWorker {
                     self.event(pod, "Normal", "Killing", &message).await;
                     tracing::info!(uid = %self.uid, container = name, container_id = %current.id,
                         reason = %message, "killing a container");
+                    self.runtime_writes += 1;
                     if let Err(error) = runtime
                         .stop_container(current.id.clone(), grace_period(pod))
                         .await
@@ -545,6 +582,7 @@ impl PodWorker {
                 }
                 RuntimeState::Created | RuntimeState::Unknown => {
                     // Created but never started: start over with a fresh one.
+                    self.runtime_writes += 1;
                     let _ = runtime.remove_container(current.id.clone()).await;
                     current.restart_count
                 }
@@ -833,6 +871,7 @@ impl PodWorker {
                 .await;
             return;
         }
+        self.runtime_writes += 1;
         match runtime.run_container(spec).await {
             Ok(id) => {
                 tracing::debug!(uid = %self.uid, container = %name, container_id = %id,
@@ -984,10 +1023,17 @@ impl PodWorker {
             previous: self.status.as_ref(),
             now: Time::now(),
         });
-        self.status = Some(computed.clone());
-        self.ctx
-            .statuses
-            .set(pod.namespace(), pod.name(), computed.clone());
+        // Most syncs change nothing: then there is nothing to copy.
+        if !self.published || self.status.as_ref() != Some(&computed) {
+            self.ctx
+                .statuses
+                .set(pod.namespace(), pod.name(), computed.clone());
+            self.published = true;
+            self.status = Some(computed);
+        }
+        let Some(computed) = &self.status else {
+            return;
+        };
 
         let Some(client) = &self.ctx.client else {
             return;
@@ -1003,16 +1049,17 @@ impl PodWorker {
                 reported = None;
             }
         }
-        if reported == Some(&computed) {
+        if reported == Some(computed) {
             return;
         }
-        let patch = status_patch(reported, &computed, pod, &self.uid);
+        let patch = status_patch(reported, computed, pod, &self.uid);
+        let written = computed.clone();
         match client
             .merge_patch_status::<Pod>(pod.namespace(), pod.name(), &patch)
             .await
         {
             Ok(_) => {
-                self.reported = Some(computed);
+                self.reported = Some(written);
                 self.reported_mirror = mirror;
             }
             // A static pod's mirror may not exist yet; a deleted pod is gone.
@@ -1047,9 +1094,14 @@ impl PodWorker {
 
     async fn event(&self, pod: &Pod, kind: &str, reason: &str, message: &str) {
         if let Some(recorder) = &self.ctx.recorder {
-            let (recorder, pod) = (recorder.clone(), pod.clone());
+            // The reference, not a copy of the whole pod, goes with the task.
+            let (recorder, involved) = (recorder.clone(), reference(pod));
             let (kind, reason, message) = (kind.to_owned(), reason.to_owned(), message.to_owned());
-            tokio::spawn(async move { recorder.record(&pod, &kind, &reason, &message).await });
+            tokio::spawn(async move {
+                recorder
+                    .record_ref(involved, &kind, &reason, &message)
+                    .await
+            });
         }
     }
 

@@ -24,6 +24,8 @@ use coxswain_core::kubelet::{Kubelet, KubeletConfig};
 use coxswain_core::store::{MemoryStore, Store};
 use coxswain_core::{controllers, scheduler};
 
+use crate::cmd::own_thread::run_on_own_thread;
+
 /// Which runtime the kubelets use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum RuntimeKind {
@@ -72,10 +74,14 @@ impl Cluster {
         let client = Client::new(Arc::new(MeteredTransport::new(inner, metrics.clone())));
 
         let mut tasks = tokio::task::JoinSet::new();
+        // The controller manager and the scheduler get a thread each, as
+        // they would a process each; the kubelets share the main runtime.
         let c = client.clone();
-        tasks.spawn(async move { ("controller manager", controllers::run(c).await) });
+        let controllers_thread = run_on_own_thread("controller-manager", || controllers::run(c));
+        tasks.spawn(async move { ("controller manager", controllers_thread.await) });
         let c = client.clone();
-        tasks.spawn(async move { ("scheduler", scheduler::run(c).await) });
+        let scheduler_thread = run_on_own_thread("scheduler", || scheduler::run(c));
+        tasks.spawn(async move { ("scheduler", scheduler_thread.await) });
 
         let template = KubeletConfig {
             client: Some(client.clone()),

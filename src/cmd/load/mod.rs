@@ -90,6 +90,13 @@ pub struct Args {
     /// Show a progress bar: auto (on a terminal), always, never.
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: ProgressMode,
+    /// Worker threads of the runtime the kubelets run on. The controller
+    /// manager, the scheduler and the pod watch that measures have a thread
+    /// each; in a real cluster every node would have CPUs of its own, so the
+    /// nodes get more threads than the machine has cores, and with them
+    /// most of the CPU when every thread is busy.
+    #[arg(long, default_value_t = 8)]
+    pub node_threads: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -512,8 +519,7 @@ impl Driver {
                     let name = name.clone();
                     tasks.spawn(async move {
                         let patch = json!({"spec": {"replicas": count}});
-                        client
-                            .merge_patch::<Deployment>(NAMESPACE, &name, &patch)
+                        patch_deployment(&client, &name, &patch)
                             .await
                             .with_context(|| format!("scaling Deployment {name}"))
                     });
@@ -552,8 +558,7 @@ impl Driver {
                 let patch = json!({"spec": {"template": {"metadata": {"annotations": {
                     "load.coxswain.io/revision": "2"
                 }}}}});
-                client
-                    .merge_patch::<Deployment>(NAMESPACE, &name, &patch)
+                patch_deployment(&client, &name, &patch)
                     .await
                     .with_context(|| format!("updating Deployment {name}"))
             });
@@ -747,4 +752,26 @@ fn bare_pod(name: &str, image: &str) -> anyhow::Result<Pod> {
         "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app": "load"}},
         "spec": pod_spec(image),
     }))?)
+}
+
+/// Merge-patches a Deployment of the workload, trying again on a conflict.
+///
+/// The patch carries no resourceVersion, so upstream's apiserver would
+/// retry a conflict with a concurrent write (the deployment controller's
+/// status update) itself; coxswain's answers it with 409 Conflict for now,
+/// so the workload retries, a few times.
+async fn patch_deployment(client: &Client, name: &str, patch: &Value) -> anyhow::Result<()> {
+    let mut attempts = 0;
+    loop {
+        match client
+            .merge_patch::<Deployment>(NAMESPACE, name, patch)
+            .await
+        {
+            Err(error) if error.is_conflict() && attempts < 10 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(10 * attempts)).await;
+            }
+            result => return result.map(drop).map_err(Into::into),
+        }
+    }
 }

@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 
 use coxswain_core::api::Pod;
 use coxswain_core::client::{Client, ListParams, WatcherEvent, watcher};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+use crate::cmd::own_thread::run_on_own_thread;
 
 /// How often counts are sampled.
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
@@ -141,60 +144,30 @@ pub struct Tracker {
 impl Tracker {
     /// Starts watching pods of `namespace` and returns once the first list
     /// arrived.
+    ///
+    /// The watch runs on a thread of its own, apart from the cluster it
+    /// measures, as an outside client would: on the cluster's busy runtime
+    /// it would read events late, and stamp a pod's stages all at once
+    /// when it caught up.
     pub async fn start(client: Client, namespace: &str) -> anyhow::Result<Tracker> {
         let origin = Instant::now();
         let state = Arc::new(Mutex::new(TrackerState::default()));
-        let mut events = watcher::<Pod>(client, namespace, ListParams::default());
-        let first = tokio::time::timeout(Duration::from_secs(30), events.recv()).await;
-        let Ok(Some(first)) = first else {
-            anyhow::bail!("the pod watch of the load test did not start");
-        };
+        let (listed_tx, listed_rx) = oneshot::channel();
         let shared = state.clone();
+        let namespace = namespace.to_owned();
+        let watching = run_on_own_thread("load-tracker", move || {
+            track(client, namespace, origin, shared, listed_tx)
+        });
         let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(SAMPLE_EVERY);
-            let mut pending = Some(first);
-            loop {
-                let event = match pending.take() {
-                    Some(event) => Some(event),
-                    None => tokio::select! {
-                        event = events.recv() => match event {
-                            Some(event) => Some(event),
-                            None => return,
-                        },
-                        _ = tick.tick() => None,
-                    },
-                };
-                let now = origin.elapsed().as_secs_f64();
-                let mut state = shared.lock().expect("tracker poisoned");
-                match event {
-                    None => {
-                        let sample = state.sample(now);
-                        state.samples.push(sample);
-                    }
-                    Some(WatcherEvent::Restarted(pods)) => {
-                        if !state.pods.is_empty() {
-                            state.relists += 1;
-                        }
-                        let listed: std::collections::HashSet<String> =
-                            pods.iter().map(|p| p.metadata.uid().to_owned()).collect();
-                        let vanished: Vec<String> = state
-                            .pods
-                            .keys()
-                            .filter(|uid| !listed.contains(*uid))
-                            .cloned()
-                            .collect();
-                        for uid in vanished {
-                            state.delete(&uid);
-                        }
-                        for pod in &pods {
-                            state.apply(pod, now);
-                        }
-                    }
-                    Some(WatcherEvent::Applied(pod)) => state.apply(&pod, now),
-                    Some(WatcherEvent::Deleted(pod)) => state.delete(pod.metadata.uid()),
-                }
+            if let Err(error) = watching.await {
+                eprintln!("load: the pod tracker stopped: {error:#}");
             }
         });
+        let listed = tokio::time::timeout(Duration::from_secs(30), listed_rx).await;
+        if !matches!(listed, Ok(Ok(()))) {
+            task.abort();
+            anyhow::bail!("the pod watch of the load test did not start");
+        }
         Ok(Tracker {
             origin,
             state,
@@ -235,6 +208,63 @@ impl Tracker {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, TrackerState> {
         self.state.lock().expect("tracker poisoned")
+    }
+}
+
+/// Applies the pod watch's events to `shared`, stamped with the time since
+/// `origin`, and samples the counts every [`SAMPLE_EVERY`]; says on
+/// `listed` when the first list is in.
+async fn track(
+    client: Client,
+    namespace: String,
+    origin: Instant,
+    shared: Arc<Mutex<TrackerState>>,
+    listed: oneshot::Sender<()>,
+) -> anyhow::Result<()> {
+    let mut events = watcher::<Pod>(client, &namespace, ListParams::default());
+    let mut listed = Some(listed);
+    let mut tick = tokio::time::interval(SAMPLE_EVERY);
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => match event {
+                Some(event) => Some(event),
+                None => anyhow::bail!("the pod watch ended"),
+            },
+            _ = tick.tick(), if listed.is_none() => None,
+        };
+        let now = origin.elapsed().as_secs_f64();
+        let mut state = shared.lock().expect("tracker poisoned");
+        match event {
+            None => {
+                let sample = state.sample(now);
+                state.samples.push(sample);
+            }
+            Some(WatcherEvent::Restarted(pods)) => {
+                if !state.pods.is_empty() {
+                    state.relists += 1;
+                }
+                let listed: std::collections::HashSet<String> =
+                    pods.iter().map(|p| p.metadata.uid().to_owned()).collect();
+                let vanished: Vec<String> = state
+                    .pods
+                    .keys()
+                    .filter(|uid| !listed.contains(*uid))
+                    .cloned()
+                    .collect();
+                for uid in vanished {
+                    state.delete(&uid);
+                }
+                for pod in &pods {
+                    state.apply(pod, now);
+                }
+            }
+            Some(WatcherEvent::Applied(pod)) => state.apply(&pod, now),
+            Some(WatcherEvent::Deleted(pod)) => state.delete(pod.metadata.uid()),
+        }
+        drop(state);
+        if let Some(listed) = listed.take() {
+            let _ = listed.send(());
+        }
     }
 }
 
