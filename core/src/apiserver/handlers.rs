@@ -883,10 +883,17 @@ pub async fn update(
                         other => other,
                     },
                 )?;
+                // The patched object carries the current resourceVersion
+                // unless the patch set another: only that one is a
+                // precondition. A patch that names none is retried on a
+                // concurrent write, as upstream does; one that named the
+                // revision it read fails once the object moved past it.
+                let current_rv = current.revision.to_string();
                 let rv = patched["metadata"]["resourceVersion"]
                     .as_str()
+                    .filter(|r| !r.is_empty() && *r != current_rv)
                     .map(str::to_owned);
-                (patched, rv.filter(|r| !r.is_empty()))
+                (patched, rv)
             }
         };
         if let Some(rv) = &precondition {
