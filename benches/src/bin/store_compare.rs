@@ -107,20 +107,26 @@ fn etcd_put(etcd: &Etcd, i: usize) -> impl Future<Output = Result<()>> + use<> {
     }
 }
 
+/// Creates the [`PRELOAD`] pods the timed writes then update.
+async fn preload(store: &Arc<DurableStore>) -> Result<()> {
+    let s = store.clone();
+    run(64, PRELOAD, move |i| {
+        let s = s.clone();
+        async move {
+            s.write(key(i), WriteOp::Create(pod(i, 400))).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    Ok(())
+}
+
 async fn compare(etcd_url: &str, dir: PathBuf) -> Result<Vec<Row>> {
     let etcd = Etcd::connect([etcd_url], None).await?;
     let store = Arc::new(DurableStore::open(&dir.join("coxswain"))?);
     eprintln!("store-compare: preloading {PRELOAD} keys into each");
     {
-        let s = store.clone();
-        run(64, PRELOAD, move |i| {
-            let s = s.clone();
-            async move {
-                s.write(key(i), WriteOp::Create(pod(i, 400))).await?;
-                Ok(())
-            }
-        })
-        .await?;
+        preload(&store).await?;
         let e = etcd.clone();
         run(64, PRELOAD, move |i| etcd_put(&e, i)).await?;
     }
@@ -223,15 +229,7 @@ async fn writes_through(dir: PathBuf, wal_io: WalIo) -> Result<Vec<f64>> {
         ..DurableOptions::default()
     };
     let store = Arc::new(DurableStore::open_with(&dir, options)?);
-    let s = store.clone();
-    run(64, PRELOAD, move |i| {
-        let s = s.clone();
-        async move {
-            s.write(key(i), WriteOp::Create(pod(i, 400))).await?;
-            Ok(())
-        }
-    })
-    .await?;
+    preload(&store).await?;
     let mut rates = Vec::new();
     for (tasks, ops) in [(1, 5_000), (16, 50_000), (64, 100_000)] {
         let s = store.clone();
