@@ -154,10 +154,15 @@ pub async fn watch(state: Arc<ApiState>, call: &Call, filter: Filter) -> ApiResu
     };
 
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::convert::Infallible>>(64);
-    let cursor = state
-        .store
-        .watch(start)
-        .map(|c| c.only(&encoder.scope.resource));
+    // A kubelet's watch (pods of one node) reads the log's node index.
+    let node = match encoder.scope.resource.as_str() {
+        "pods" => encoder.filter.fields.requires_exact_match("spec.nodeName"),
+        _ => None,
+    };
+    let cursor = state.store.watch(start).and_then(|c| match node {
+        Some(node) => c.only_node(node),
+        None => Ok(c.only(&encoder.scope.resource)),
+    });
     tokio::spawn(async move {
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);

@@ -12,7 +12,15 @@
 //!
 //! A cursor narrowed to one resource ([`WatchCursor::only`]) is woken only by
 //! that resource's changes and hands out only its events, so a flood of
-//! writes to one kind does not wake the watchers of every other.
+//! writes to one kind does not wake the watchers of every other. Pods are
+//! also indexed by node ([`WatchCursor::only_node`]): each watched node has
+//! its own list of the window's events of pods that are, or were, on it, so
+//! a kubelet's watch wakes for and reads only its own pods' changes, and
+//! falls behind only when one of those leaves the window before it read it;
+//! a thousand kubelets do not each read every pod change of the cluster.
+//! The one wait between the appender and the watchers: when a node gets its
+//! first cursor, its list is filled from the window under a lock that the
+//! appender takes too.
 //!
 //! Hot path: every watcher reads every event of its resource, so events are
 //! shared (`Arc<Event>`): a read copies pointers, never keys or objects.
@@ -37,6 +45,8 @@ pub const WINDOW_BYTES: usize = 64 << 20;
 const BATCH: usize = 512;
 /// The most events one read looks at, matching or not.
 const SCAN: usize = 4096;
+/// The resource indexed by node, and the field that names the node.
+const BY_NODE: (&str, &str) = ("pods", "spec.nodeName");
 
 /// Bounded, ordered history of changes.
 pub struct WatchLog {
@@ -54,6 +64,19 @@ pub struct WatchLog {
     /// The newest appended revision per resource, for narrowed cursors.
     /// Written only when a resource gets its first narrowed cursor.
     per_resource: RwLock<HashMap<String, watch::Sender<u64>>>,
+    /// Per node that has a cursor, the changes of pods on it.
+    per_node: RwLock<HashMap<String, Arc<NodeChanges>>>,
+}
+
+/// The changes of the pods on one node, as node cursors need them.
+struct NodeChanges {
+    /// The window's events of pods that are, or were, on the node.
+    events: SkipMap<u64, Arc<Event>>,
+    /// The newest revision that touched a pod on the node.
+    wake: watch::Sender<u64>,
+    /// The newest such revision dropped from the window: a node cursor
+    /// before it may have missed a change of its own.
+    floor: AtomicU64,
 }
 
 impl WatchLog {
@@ -76,6 +99,7 @@ impl WatchLog {
             capacity: capacity.max(1),
             latest,
             per_resource: RwLock::new(HashMap::new()),
+            per_node: RwLock::new(HashMap::new()),
         })
     }
 
@@ -83,31 +107,90 @@ impl WatchLog {
     pub fn append(&self, event: Event) {
         let revision = event.record.revision;
         let size = event.record.json.len();
-        let wake = self
-            .per_resource
-            .read()
-            .expect("watch log poisoned")
-            .get(&event.record.key.resource)
-            .cloned();
-        self.events.insert(revision, Arc::new(event));
+        let event = Arc::new(event);
+        self.events.insert(revision, event.clone());
         let mut bytes = self.bytes.fetch_add(size, Ordering::Relaxed) + size;
         while self.events.len() > self.capacity || (bytes > WINDOW_BYTES && self.events.len() > 1) {
             let Some(oldest) = self.events.front() else {
                 break;
             };
-            // The floor moves first: a cursor that read the old floor checks
+            // The floors move first: a cursor that read an old floor checks
             // it again after its scan, so it cannot miss a dropped event.
             self.floor.fetch_max(*oldest.key(), Ordering::SeqCst);
+            for node in self.nodes_of(oldest.value()) {
+                node.floor.fetch_max(*oldest.key(), Ordering::SeqCst);
+                node.events.remove(oldest.key());
+            }
             let dropped = oldest.value().record.json.len();
             oldest.remove();
             bytes = self.bytes.fetch_sub(dropped, Ordering::Relaxed) - dropped;
         }
-        // A cursor narrowed after the lookup above subscribed after the
-        // event was in, and reads it before it sleeps: no wake is lost.
-        if let Some(wake) = wake {
+        // Looked up after the event is in: a cursor narrowed after these
+        // lookups reads the event before it first sleeps, so no wake is lost.
+        if let Some(wake) = self
+            .per_resource
+            .read()
+            .expect("watch log poisoned")
+            .get(&event.record.key.resource)
+        {
             wake.send_replace(revision);
         }
+        for node in self.nodes_of(&event) {
+            node.events.insert(revision, event.clone());
+            node.wake.send_replace(revision);
+        }
         self.latest.send_replace(revision);
+    }
+
+    /// The watched nodes a pod event concerns: the pod's node after the
+    /// change and before it.
+    fn nodes_of(&self, event: &Event) -> Vec<Arc<NodeChanges>> {
+        if event.record.key.resource != BY_NODE.0 {
+            return Vec::new();
+        }
+        let per_node = self.per_node.read().expect("watch log poisoned");
+        if per_node.is_empty() {
+            return Vec::new();
+        }
+        let mut nodes = Vec::new();
+        for record in std::iter::once(&event.record).chain(&event.previous) {
+            let name = record.attrs().field(BY_NODE.1).unwrap_or("");
+            if let Some(node) = per_node.get(name) {
+                if !nodes.iter().any(|n| Arc::ptr_eq(n, node)) {
+                    nodes.push(node.clone());
+                }
+            }
+        }
+        nodes
+    }
+
+    /// The changes of pods on `node`, tracked from now on.
+    fn node_changes(&self, node: &str) -> Arc<NodeChanges> {
+        if let Some(changes) = self.per_node.read().expect("watch log poisoned").get(node) {
+            return changes.clone();
+        }
+        let mut per_node = self.per_node.write().expect("watch log poisoned");
+        per_node
+            .entry(node.to_owned())
+            .or_insert_with(|| {
+                // Filled from the window while the appender waits for the
+                // lock: every event it appended before is in the window,
+                // every later one it adds itself.
+                let events = SkipMap::new();
+                for entry in self.events.iter() {
+                    if entry.value().record.key.resource == BY_NODE.0
+                        && on_node(entry.value(), node)
+                    {
+                        events.insert(*entry.key(), entry.value().clone());
+                    }
+                }
+                Arc::new(NodeChanges {
+                    events,
+                    wake: watch::channel(*self.latest.borrow()).0,
+                    floor: AtomicU64::new(0),
+                })
+            })
+            .clone()
     }
 
     /// The oldest revision a cursor may still start after.
@@ -123,18 +206,12 @@ impl WatchLog {
             after,
             wake: self.latest.subscribe(),
             resource: None,
+            node: None,
         })
     }
 
     fn check_floor(&self, after: u64) -> Result<(), StoreError> {
-        let oldest = self.oldest_resumable();
-        if after < oldest {
-            return Err(StoreError::Expired {
-                requested: after,
-                oldest,
-            });
-        }
-        Ok(())
+        check_against(after, self.oldest_resumable())
     }
 
     /// The wake signal of one resource's changes.
@@ -160,10 +237,25 @@ impl WatchLog {
         &self,
         after: u64,
         resource: Option<&str>,
+        node: Option<&NodeChanges>,
     ) -> Result<(Vec<Arc<Event>>, u64), StoreError> {
-        self.check_floor(after)?;
+        let check = || match node {
+            // Only a dropped change of its own node puts it behind.
+            Some(changes) => check_against(after, changes.floor.load(Ordering::SeqCst)),
+            None => self.check_floor(after),
+        };
+        check()?;
         let mut batch = Vec::new();
         let mut reached = after;
+        if let Some(changes) = node {
+            // The node's own list: every event in it is wanted.
+            for entry in changes.events.range(after + 1..).take(BATCH) {
+                reached = *entry.key();
+                batch.push(entry.value().clone());
+            }
+            check()?;
+            return Ok((batch, reached));
+        }
         for entry in self.events.range(after + 1..).take(SCAN) {
             let event = entry.value();
             reached = event.record.revision;
@@ -175,7 +267,7 @@ impl WatchLog {
             }
         }
         // Dropped while this read ran? Then it may have skipped them.
-        self.check_floor(after)?;
+        check()?;
         Ok((batch, reached))
     }
 
@@ -185,6 +277,24 @@ impl WatchLog {
         (self.events.len(), self.bytes.load(Ordering::Relaxed))
     }
 }
+fn check_against(after: u64, oldest: u64) -> Result<(), StoreError> {
+    if after < oldest {
+        return Err(StoreError::Expired {
+            requested: after,
+            oldest,
+        });
+    }
+    Ok(())
+}
+
+/// Whether a pod event concerns `node`: the pod is on it after the change,
+/// or was before.
+fn on_node(event: &Event, node: &str) -> bool {
+    std::iter::once(&event.record)
+        .chain(&event.previous)
+        .any(|record| record.attrs().field(BY_NODE.1).unwrap_or("") == node)
+}
+
 /// One watcher's position in the log.
 pub struct WatchCursor {
     log: Arc<WatchLog>,
@@ -193,6 +303,8 @@ pub struct WatchCursor {
     wake: watch::Receiver<u64>,
     /// The only resource whose events this cursor hands out, if narrowed.
     resource: Option<String>,
+    /// The node whose pods' events this cursor hands out, if narrowed.
+    node: Option<Arc<NodeChanges>>,
 }
 
 impl WatchCursor {
@@ -211,11 +323,27 @@ impl WatchCursor {
         self
     }
 
+    /// Narrows the cursor to the pods on one node (`spec.nodeName`, "" for
+    /// unscheduled pods): it hands out only the changes of pods that are or
+    /// were on it, and sleeps through every other. Fails with `Expired` when
+    /// the window already moved past the cursor.
+    pub fn only_node(mut self, node: &str) -> Result<WatchCursor, StoreError> {
+        let changes = self.log.node_changes(node);
+        // Drops before the node was tracked raised only the log's floor.
+        self.log.check_floor(self.after)?;
+        self.wake = changes.wake.subscribe();
+        self.resource = Some(BY_NODE.0.to_owned());
+        self.node = Some(changes);
+        Ok(self)
+    }
+
     /// Waits for the next events after the cursor and returns them in order.
     /// Fails with `Expired` when the cursor fell out of the retained window.
     pub async fn next_batch(&mut self) -> Result<Vec<Arc<Event>>, StoreError> {
         loop {
-            let (batch, reached) = self.log.read_after(self.after, self.resource.as_deref())?;
+            let (batch, reached) =
+                self.log
+                    .read_after(self.after, self.resource.as_deref(), self.node.as_deref())?;
             let moved = reached != self.after;
             self.after = reached;
             if !batch.is_empty() {
@@ -341,5 +469,128 @@ mod tests {
             }
         }
         assert_eq!(log.retained().0, 64);
+    }
+
+    /// A pod event: the pod on `node`, and on `before` until this change.
+    fn pod_event(revision: u64, node: &str, before: Option<&str>) -> Event {
+        let pod = |node: &str| {
+            let json = format!(r#"{{"metadata":{{"name":"p"}},"spec":{{"nodeName":"{node}"}}}}"#);
+            Record::new(
+                Key::new("pods", "default", "p"),
+                revision,
+                Bytes::from(json),
+            )
+        };
+        Event {
+            kind: EventType::Modified,
+            record: pod(node),
+            previous: before.map(pod),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_node_cursor_hands_out_and_wakes_for_its_node_only() {
+        let log = WatchLog::new(100, 1);
+        let mut cursor = log.cursor(1).unwrap().only_node("n1").unwrap();
+        log.append(pod_event(2, "n2", None));
+        log.append(pod_event(3, "n1", Some("")));
+        log.append(event("events", 4, 10));
+        log.append(pod_event(5, "n2", Some("n1")));
+        log.append(pod_event(6, "n3", None));
+        assert_eq!(revisions(&cursor.next_batch().await.unwrap()), [3, 5]);
+
+        let waiting = tokio::spawn(async move {
+            let batch = cursor.next_batch().await.map(|b| revisions(&b));
+            (batch, cursor.position())
+        });
+        tokio::task::yield_now().await;
+        log.append(pod_event(7, "n2", None));
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "woken by another node's pod");
+        log.append(pod_event(8, "n1", None));
+        let (batch, position) = waiting.await.unwrap();
+        assert_eq!(batch.unwrap(), [8]);
+        assert_eq!(position, 8);
+    }
+
+    #[tokio::test]
+    async fn a_node_cursor_falls_behind_only_when_its_own_changes_leave_the_window() {
+        let log = WatchLog::new(4, 1);
+        let mut quiet = log.cursor(1).unwrap().only_node("n1").unwrap();
+        let mut busy = log.cursor(1).unwrap().only_node("n2").unwrap();
+        for revision in 2..20 {
+            log.append(pod_event(revision, "n2", None));
+        }
+        // Only n2's changes left the window: n1's cursor is still good.
+        log.append(pod_event(20, "n1", None));
+        assert_eq!(revisions(&quiet.next_batch().await.unwrap()), [20]);
+        assert!(matches!(
+            busy.next_batch().await,
+            Err(StoreError::Expired { .. })
+        ));
+        // A node cursor that starts behind the window is expired at once.
+        assert!(log.cursor(3).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_node_cursor_started_late_sees_its_node_changes_still_in_the_window() {
+        let log = WatchLog::new(100, 1);
+        log.append(pod_event(2, "n1", Some("")));
+        log.append(pod_event(3, "n2", None));
+        log.append(pod_event(4, "n1", None));
+        // The node gets its first cursor after its changes were appended.
+        let mut from_start = log.cursor(1).unwrap().only_node("n1").unwrap();
+        assert_eq!(revisions(&from_start.next_batch().await.unwrap()), [2, 4]);
+        let mut from_three = log.cursor(3).unwrap().only_node("n1").unwrap();
+        assert_eq!(revisions(&from_three.next_batch().await.unwrap()), [4]);
+        log.append(pod_event(5, "n1", None));
+        assert_eq!(revisions(&from_start.next_batch().await.unwrap()), [5]);
+        assert_eq!(revisions(&from_three.next_batch().await.unwrap()), [5]);
+    }
+
+    /// Node cursors on other threads, while one appender fills a small
+    /// window with pods of two nodes: each sees every change of its node
+    /// after its start, in order, or is told it fell behind.
+    #[test]
+    fn node_cursors_racing_the_appender_see_no_gaps() {
+        const EVENTS: u64 = 10_000;
+        let log = WatchLog::new(64, 1);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let readers: Vec<_> = (0..4)
+            .map(|_| {
+                let mut cursor = log.cursor(1).unwrap().only_node("n1").unwrap();
+                runtime.spawn(async move {
+                    // n1's pods are the even revisions.
+                    let mut last = 0;
+                    loop {
+                        match cursor.next_batch().await {
+                            Ok(batch) => {
+                                for event in batch {
+                                    assert_eq!(event.record.revision, last + 2, "a gap");
+                                    last += 2;
+                                }
+                                if last == EVENTS {
+                                    return true;
+                                }
+                            }
+                            Err(StoreError::Expired { .. }) => return false,
+                            Err(other) => panic!("{other}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for revision in 2..=EVENTS + 1 {
+            let node = if revision % 2 == 0 { "n1" } else { "n2" };
+            log.append(pod_event(revision, node, None));
+        }
+        for reader in readers {
+            // Caught up to the end, or told it fell behind: never a skip.
+            runtime.block_on(reader).unwrap();
+        }
     }
 }
