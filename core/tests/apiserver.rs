@@ -563,7 +563,7 @@ async fn tables_carry_the_upstream_pod_columns() {
 }
 
 #[tokio::test]
-async fn a_watch_from_a_revision_the_store_never_reached_is_gone() {
+async fn a_revision_the_store_has_not_reached_is_too_large_for_lists_and_watches() {
     let server = start().await;
     let error = server
         .client
@@ -571,7 +571,140 @@ async fn a_watch_from_a_revision_the_store_never_reached_is_gone() {
         .await
         .err()
         .expect("the watch is refused");
-    assert!(error.is_gone(), "{error}");
+    assert!(error.is_too_large_resource_version(), "{error}");
+    let (status, body) = send(
+        &server.client,
+        Method::GET,
+        &format!("{PODS}?resourceVersion=999999&resourceVersionMatch=NotOlderThan"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert_eq!(body["reason"], "Timeout");
+    assert_eq!(
+        body["details"]["causes"][0]["reason"],
+        "ResourceVersionTooLarge"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Too large resource version: 999999, current: "),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn lists_check_resource_version_match_as_upstream() {
+    let server = start().await;
+    let (_, created) = send(&server.client, Method::POST, PODS, pod("a")).await;
+    let at = created["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let list = |query: String| {
+        let client = server.client.clone();
+        async move {
+            send(
+                &client,
+                Method::GET,
+                &format!("{PODS}?{query}"),
+                Value::Null,
+            )
+            .await
+        }
+    };
+    // The latest state is the exact state at its own revision.
+    let (status, body) = list(format!("resourceVersion={at}&resourceVersionMatch=Exact")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["metadata"]["resourceVersion"], at);
+    let (status, body) = list(format!("resourceVersion={at}")).await;
+    assert_eq!(
+        (status, body["items"][0]["metadata"]["name"].clone()),
+        (StatusCode::OK, json!("a"))
+    );
+
+    send(&server.client, Method::POST, PODS, pod("b")).await;
+    // Older than the latest, exactly: this store keeps no history.
+    let (status, body) = list(format!("resourceVersion={at}&resourceVersionMatch=Exact")).await;
+    assert_eq!(status, StatusCode::GONE, "{body}");
+    // Not older than it: the latest state will do.
+    let (status, body) = list(format!(
+        "resourceVersion={at}&resourceVersionMatch=NotOlderThan"
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["items"].as_array().unwrap().len(), 2);
+
+    for (query, message) in [
+        (
+            "resourceVersionMatch=Exact",
+            "resourceVersionMatch is forbidden unless",
+        ),
+        (
+            "resourceVersion=0&resourceVersionMatch=Exact",
+            "is forbidden for resourceVersion \"0\"",
+        ),
+        (
+            "resourceVersion=1&resourceVersionMatch=Newest",
+            "Unsupported value: \"Newest\"",
+        ),
+        ("resourceVersion=abc", "invalid resource version: abc"),
+    ] {
+        let (status, body) = list(query.to_owned()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains(message),
+            "{query}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_patch_cannot_rename_move_or_change_the_uid_of_an_object() {
+    let server = start().await;
+    send(&server.client, Method::POST, PODS, pod("fixed")).await;
+    let patch = |body: Value| {
+        let client = server.client.clone();
+        async move {
+            send_raw(
+                &client,
+                Method::PATCH,
+                &format!("{PODS}/fixed"),
+                "application/merge-patch+json",
+                Bytes::from(body.to_string()),
+            )
+            .await
+        }
+    };
+    let (status, body) = patch(json!({"metadata": {"name": "other"}})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        body["message"],
+        "the name of the object (other) does not match the name on the URL (fixed)"
+    );
+    let (status, body) = patch(json!({"metadata": {"namespace": "kube-system"}})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = patch(json!({"metadata": {"uid": "0000"}})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("UID in precondition: 0000")
+    );
+    // Nothing moved.
+    let (status, body) = send(
+        &server.client,
+        Method::GET,
+        &format!("{PODS}/fixed"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (status, body["metadata"]["namespace"].clone()),
+        (StatusCode::OK, json!("default"))
+    );
 }
 
 #[tokio::test]

@@ -228,6 +228,12 @@ pub struct StatusDetails {
     pub uid: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub causes: Vec<StatusCause>,
+    #[serde(
+        default,
+        rename = "retryAfterSeconds",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub retry_after_seconds: Option<i32>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -63,6 +63,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("too old resource version: {requested} ({oldest})")]
     Expired { requested: u64, oldest: u64 },
+    /// 504: the store did not reach the asked-for revision in time.
+    #[error("Too large resource version: {requested}, current: {current}")]
+    TooLargeResourceVersion { requested: u64, current: u64 },
     #[error("{0}")]
     Internal(String),
     #[error("{0}")]
@@ -148,6 +151,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Expired { .. } => StatusCode::GONE,
+            ApiError::TooLargeResourceVersion { .. } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -165,6 +169,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
             ApiError::Expired { .. } => "Expired",
+            ApiError::TooLargeResourceVersion { .. } => "Timeout",
             ApiError::Internal(_) => "InternalError",
             ApiError::ServiceUnavailable(_) => "ServiceUnavailable",
         }
@@ -204,6 +209,16 @@ impl ApiError {
                         field: Some(c.field.clone()),
                     })
                     .collect(),
+                ..Default::default()
+            }),
+            // What client-go's IsTooLargeResourceVersion looks for.
+            ApiError::TooLargeResourceVersion { .. } => Some(StatusDetails {
+                causes: vec![StatusCause {
+                    reason: Some("ResourceVersionTooLarge".into()),
+                    message: Some("Too large resource version".into()),
+                    field: None,
+                }],
+                retry_after_seconds: Some(1),
                 ..Default::default()
             }),
             _ => None,

@@ -201,7 +201,7 @@ async fn resource(state: Arc<ApiState>, call: Call, target: Target) -> ApiResult
             let filter = list_filter(&call, &target)?;
             super::watch::watch(state, &call, filter).await
         }
-        (&Method::GET, None, None) => list(&state, &call, &target),
+        (&Method::GET, None, None) => list(&state, &call, &target).await,
         (&Method::POST, None, None) => create(&state, &call, &target).await,
         (&Method::DELETE, None, None) => delete_collection(&state, &call, &target).await,
         (&Method::GET, Some(name), None | Some("status")) => {
@@ -361,13 +361,87 @@ fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
     response
 }
 
-fn list(state: &ApiState, call: &Call, target: &Target) -> ApiResult<Response> {
+/// How long a read waits for the store to reach a resourceVersion it has
+/// not reached yet, before it answers 504 (upstream waits 3 s too).
+const REVISION_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Waits until the store has reached revision `requested`; a revision it
+/// does not reach in [`REVISION_WAIT`] is "too large" (504), which clients
+/// answer by re-listing.
+pub async fn wait_for_revision(state: &ApiState, requested: u64) -> ApiResult<()> {
+    let deadline = tokio::time::Instant::now() + REVISION_WAIT;
+    loop {
+        let current = state.store.revision();
+        if current >= requested {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::TooLargeResourceVersion { requested, current });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// The revision a list asks for, checked as upstream checks
+/// `resourceVersion` and `resourceVersionMatch`: `None` for the latest
+/// state, `Some((revision, exact))` otherwise.
+fn requested_revision(call: &Call) -> ApiResult<Option<(u64, bool)>> {
+    let rv = call.param("resourceVersion").unwrap_or("");
+    let exact = match call.param("resourceVersionMatch").unwrap_or("") {
+        "" | "NotOlderThan" => false,
+        "Exact" => true,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "resourceVersionMatch: Unsupported value: \"{other}\": supported values: \"Exact\", \"NotOlderThan\""
+            )));
+        }
+    };
+    if rv.is_empty() {
+        if call
+            .param("resourceVersionMatch")
+            .is_some_and(|m| !m.is_empty())
+        {
+            return Err(ApiError::BadRequest(
+                "resourceVersionMatch is forbidden unless resourceVersion is provided".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    if rv == "0" {
+        if exact {
+            return Err(ApiError::BadRequest(
+                "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    let revision = rv
+        .parse::<u64>()
+        .map_err(|_| ApiError::BadRequest(format!("invalid resource version: {rv}")))?;
+    Ok(Some((revision, exact)))
+}
+
+async fn list(state: &ApiState, call: &Call, target: &Target) -> ApiResult<Response> {
     let filter = list_filter(call, target)?;
+    let requested = requested_revision(call)?;
+    if let Some((revision, _)) = requested {
+        wait_for_revision(state, revision).await?;
+    }
     let prefix = Prefix {
         resource: target.info.store_resource(),
         namespace: filter.namespace.clone(),
     };
     let snapshot = state.store.list(&prefix);
+    // The store keeps the latest state only: an exact list of an older
+    // revision is gone, as it is upstream once compacted.
+    if let Some((revision, true)) = requested {
+        if revision < snapshot.revision {
+            return Err(ApiError::Expired {
+                requested: revision,
+                oldest: snapshot.revision,
+            });
+        }
+    }
     let mut records: Vec<&Record> = snapshot
         .records
         .iter()
@@ -883,6 +957,7 @@ pub async fn update(
                         other => other,
                     },
                 )?;
+                check_identity(info, name, &current_object, &patched)?;
                 // The patched object carries the current resourceVersion
                 // unless the patch set another: only that one is a
                 // precondition. A patch that names none is retried on a
@@ -940,6 +1015,37 @@ pub async fn update(
         group: info.group.into(),
         kind: info.plural.into(),
     })
+}
+
+/// A patch may not rename an object, move it to another namespace or
+/// change its uid: as upstream, the first two are 400, a uid is taken as
+/// a precondition that fails (409).
+fn check_identity(info: &KindInfo, name: &str, current: &Value, patched: &Value) -> ApiResult<()> {
+    let field = |object: &Value, field: &str| object["metadata"][field].as_str().map(str::to_owned);
+    if let Some(new) = field(patched, "name").filter(|n| n != name) {
+        return Err(ApiError::BadRequest(format!(
+            "the name of the object ({new}) does not match the name on the URL ({name})"
+        )));
+    }
+    if field(patched, "namespace") != field(current, "namespace") {
+        return Err(ApiError::BadRequest(
+            "the namespace of the provided object does not match the namespace sent on the request"
+                .into(),
+        ));
+    }
+    let (uid, wanted) = (field(current, "uid"), field(patched, "uid"));
+    if wanted != uid {
+        return Err(ApiError::Precondition {
+            resource: info.qualified(),
+            name: name.into(),
+            message: format!(
+                "Precondition failed: UID in precondition: {}, UID in object meta: {}",
+                wanted.unwrap_or_default(),
+                uid.unwrap_or_default()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The autoscaling/v1 Scale of a deployment or replica set.

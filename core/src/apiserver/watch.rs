@@ -140,16 +140,9 @@ pub async fn watch(state: Arc<ApiState>, call: &Call, filter: Filter) -> ApiResu
         let requested = rv
             .parse::<u64>()
             .map_err(|_| ApiError::BadRequest(format!("invalid resource version: {rv}")))?;
-        // A revision this store never reached (it restarted without its
-        // history): the client's cache is from another life, so make it
-        // re-list rather than resume.
-        let current = state.store.revision();
-        if requested > current {
-            return Err(ApiError::Expired {
-                requested,
-                oldest: current,
-            });
-        }
+        // A revision the store has not reached: wait a moment for it, then
+        // answer "too large" (504), and the client re-lists.
+        super::handlers::wait_for_revision(&state, requested).await?;
         requested
     };
 

@@ -68,6 +68,12 @@ impl Error {
     pub fn is_gone(&self) -> bool {
         self.code() == Some(410)
     }
+
+    /// The server has not reached the asked-for resourceVersion (504, as
+    /// upstream's "Too large resource version"): list again.
+    pub fn is_too_large_resource_version(&self) -> bool {
+        self.code() == Some(504)
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -4,7 +4,7 @@
 //! [`watcher`] lists a collection, reports the whole set as
 //! [`WatcherEvent::Restarted`], then streams changes. When the watch ends it
 //! resumes from the last revision seen; when the server says that revision is
-//! gone (410) it lists again; when the server is unreachable it retries with
+//! gone (410), or one it has not reached (504), it lists again; when the server is unreachable it retries with
 //! backoff. It logs one warning when a server it had listed from stops
 //! answering (or answers with an error), and one line when it answers
 //! again; an unreachable server before the first list is logged at debug
@@ -72,7 +72,9 @@ async fn run<T: Resource>(
         loop {
             let stream = match client.watch::<T>(&namespace, &params, &revision, 300).await {
                 Ok(stream) => stream,
-                Err(error) if error.is_gone() => continue 'relist,
+                Err(error) if error.is_gone() || error.is_too_large_resource_version() => {
+                    continue 'relist;
+                }
                 Err(error) => {
                     outage.failed(T::KIND, "watch", &error);
                     tokio::time::sleep(backoff).await;
