@@ -81,6 +81,22 @@ fn a_small_load_runs_every_pod_and_writes_well_formed_reports() {
         .map(|s| s["name"].as_str().unwrap())
         .collect();
     assert_eq!(steps, ["create", "scale-down", "scale-up", "delete"]);
+    for step in report["steps"].as_array().unwrap() {
+        assert_eq!(step["completed"], true, "{step}");
+        assert!(step.get("error").is_none(), "{step}");
+    }
+    // Counted at the end, after the delete step: no pods are left.
+    let pods_left = report["store_objects"]["pods"].as_u64().unwrap_or(0);
+    assert_eq!(pods_left, 0, "store_objects: {}", report["store_objects"]);
+    for key in [
+        "scheduling_throughput_pods_per_s",
+        "running_throughput_pods_per_s",
+    ] {
+        let t = &report[key];
+        if t["span_s"].as_f64().unwrap() >= 1.0 {
+            assert!(t["peak_1s"].as_f64() >= t["average"].as_f64(), "{key}: {t}");
+        }
+    }
 
     let html = std::fs::read_to_string(out.join("report.html")).expect("report.html written");
     assert!(html.starts_with("<!DOCTYPE html>"));

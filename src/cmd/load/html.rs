@@ -35,26 +35,25 @@ pub fn render(report: &Report) -> String {
          svg{display:block;margin:1em 0;background:#fcfcfc;border:1px solid #eee}\
          .fail{color:#b00}</style></head><body>\n",
     );
-    let status = if j["all_running"] == true {
-        "<p>Every pod reached Running.</p>".to_owned()
-    } else {
-        "<p class=\"fail\">Not every pod reached Running.</p>".to_owned()
-    };
     let _ = write!(
         page,
-        "<h1>coxswain load test</h1>{status}<pre>{}</pre>",
+        "<h1>coxswain load test</h1>{}<pre>{}</pre>{LEGEND}",
+        status(j),
         escape(&report.summary())
     );
 
     page.push_str("<h2>Startup latency (creation to Running)</h2>");
-    page.push_str(&histogram(
-        &report.startup_values,
-        &[
-            ("p50", report.startup.p50),
-            ("p90", report.startup.p90),
-            ("p99", report.startup.p99),
-        ],
-    ));
+    let marks = [
+        ("p50", report.startup.p50),
+        ("p90", report.startup.p90),
+        ("p99", report.startup.p99),
+    ];
+    let marks: &[(&str, f64)] = if report.startup.count == 0 {
+        &[]
+    } else {
+        &marks
+    };
+    page.push_str(&histogram(&report.startup_values, marks));
 
     page.push_str("<h2>Pods over time</h2>");
     let pick = |f: fn(&super::tracker::Sample) -> usize| -> Vec<(f64, f64)> {
@@ -108,6 +107,39 @@ pub fn render(report: &Report) -> String {
     ));
     page.push_str("</pre></body></html>\n");
     page
+}
+
+/// How the figures of the summary are defined.
+const LEGEND: &str = "<p><small>Throughput counts the pods of the first step. \
+     The average is their number over the span from the first create to the \
+     last of them; the peak is the most of them in any sliding one-second \
+     window, never below the average. When the span is under a second, all \
+     of them fall in one window and the summary says so. Latencies with no \
+     samples show as n/a. Objects in the store are counted at the end of the \
+     run.</small></p>";
+
+/// The opening verdict: whether every pod ran, and the first step that
+/// failed, with its reason.
+fn status(j: &Value) -> String {
+    let failed = j["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["completed"] != true);
+    let running = if j["all_running"] == true {
+        "Every pod reached Running"
+    } else {
+        "Not every pod reached Running"
+    };
+    match failed {
+        None if j["all_running"] == true => format!("<p>{running}.</p>"),
+        None => format!("<p class=\"fail\">{running}.</p>"),
+        Some(step) => format!(
+            "<p class=\"fail\">Step {} failed: {}. {running}.</p>",
+            escape(step["name"].as_str().unwrap_or("")),
+            escape(step["error"].as_str().unwrap_or("no reason recorded"))
+        ),
+    }
 }
 
 /// Vertical marks where workload steps after the first began.
@@ -319,6 +351,8 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cmd::load::report::StepOutcome;
+    use serde_json::json;
 
     #[test]
     fn ticks_are_round_and_cover_the_range() {
@@ -344,5 +378,45 @@ mod tests {
         assert!(svg.contains("y &lt;pods&gt;"));
         let h = histogram(&[1.0, 2.0, 3.0], &[("p50", 2.0)]);
         assert_eq!(h.matches("<rect").count(), 40);
+    }
+
+    #[test]
+    fn a_failed_step_leads_the_page_with_its_reason() {
+        let mut pods = vec![crate::cmd::load::report::tests::pending_pod(); 2];
+        for pod in &mut pods {
+            pod.running = Some(0.5);
+        }
+        let steps = vec![
+            StepOutcome {
+                name: "create".into(),
+                started: 0.0,
+                seconds: 1.0,
+                completed: true,
+                error: None,
+            },
+            StepOutcome {
+                name: "delete".into(),
+                started: 1.0,
+                seconds: 0.5,
+                completed: false,
+                error: Some("deleting pod <x>: refused".into()),
+            },
+        ];
+        let mut report = crate::cmd::load::report::tests::report_of(pods, steps);
+        report.json["all_running"] = true.into();
+        let page = render(&report);
+        let body = &page[page.find("<h1>").unwrap()..];
+        assert!(
+            body.contains(
+                "<h1>coxswain load test</h1><p class=\"fail\">Step delete failed: \
+                           deleting pod &lt;x&gt;: refused."
+            ),
+            "{body}"
+        );
+        assert!(!body.contains("<p>Every pod reached Running.</p>"));
+        assert_eq!(
+            status(&json!({"all_running": true, "steps": [{"completed": true}]})),
+            "<p>Every pod reached Running.</p>"
+        );
     }
 }

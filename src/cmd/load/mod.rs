@@ -128,6 +128,7 @@ pub enum ProgressMode {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(args.nodes > 0, "--nodes must be at least 1");
     anyhow::ensure!(args.replicas > 0, "--replicas must be at least 1");
+    check_churn(args.mode, &args.churn)?;
     let profile = match &args.sim_profile {
         Some(path) => SimProfile::read(path)?,
         None => SimProfile::default(),
@@ -173,17 +174,27 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             RuntimeKind::Docker => DOCKER_IMAGE.to_owned(),
         },
         deployments: Vec::new(),
+        bare_pods: BarePods::default(),
     };
 
     // Step 0: create the workload and wait until every pod runs.
     let first_create = driver.tracker.now();
     let created = driver.create_workload().await;
     let target = args.pods;
-    let all_running = driver
-        .wait("create", &mut cluster, first_create, |s| {
-            s.running >= target && s.live == target
-        })
-        .await;
+    let all_running = match &created {
+        // Pods that were never sent will not run: waiting would only time out.
+        Err(error) => {
+            let reason = format!("{error:#}");
+            driver.record("create", first_create, Some(reason))
+        }
+        Ok(()) => {
+            driver
+                .wait("create", &mut cluster, first_create, |s| {
+                    s.running >= target && s.live == target
+                })
+                .await
+        }
+    };
     let pods_running = driver.tracker.sample().running;
     let all_running_at = all_running.then(|| {
         driver.tracker.with(|state| {
@@ -195,7 +206,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 .fold(first_create, f64::max)
         })
     });
-    let store_objects = count_objects(&cluster);
     let creation_error = created.err();
 
     // Churn, only when the workload is up.
@@ -214,6 +224,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         driver.churn(Churn::Delete, &mut cluster).await;
     }
 
+    // At the end, after the churn steps: what the run left behind.
+    let store_objects = count_objects(&cluster);
     let usage = ProcessUsage::read();
     let api = cluster.metrics.snapshot();
     let config = driver.config_json(&profile);
@@ -242,14 +254,37 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(error) = creation_error {
         return Err(error.context("creating the workload failed"));
     }
-    if let Some(step) = steps.iter().find(|s| !s.completed) {
+    outcome(&steps)
+}
+
+/// Rejects churn steps that cannot work, before anything is created: a
+/// rollout needs Deployments, and after `delete` nothing is left to scale
+/// or roll out.
+fn check_churn(mode: Mode, churn: &[Churn]) -> anyhow::Result<()> {
+    if mode == Mode::Pods && churn.contains(&Churn::Rollout) {
+        anyhow::bail!("--churn rollout: bare pods have no rollout; use --mode deployments");
+    }
+    if let Some(delete) = churn.iter().position(|c| *c == Churn::Delete)
+        && let Some(after) = churn[delete..].iter().find(|c| **c != Churn::Delete)
+    {
         anyhow::bail!(
-            "step {} did not complete within {} s",
-            step.name,
-            args.timeout
+            "--churn {}: comes after delete, when nothing is left to act on",
+            format!("{after:?}").to_lowercase()
         );
     }
     Ok(())
+}
+
+/// The run's result from its steps: the first failed one, with its reason.
+fn outcome(steps: &[StepOutcome]) -> anyhow::Result<()> {
+    match steps.iter().find(|s| !s.completed) {
+        Some(step) => anyhow::bail!(
+            "step {} failed: {}",
+            step.name,
+            step.error.as_deref().unwrap_or("no reason recorded")
+        ),
+        None => Ok(()),
+    }
 }
 
 /// The clients the workload uses: the cluster's in-process one, or one per
@@ -291,6 +326,40 @@ struct Driver {
     image: String,
     /// Names and replicas of the Deployments created.
     deployments: Vec<(String, usize)>,
+    /// Names of the bare pods (`--mode pods`).
+    bare_pods: BarePods,
+}
+
+/// The names of the workload's bare pods. A name is never used twice: a
+/// deleted pod keeps its name until its kubelet has finished it, so a new
+/// pod under that name would be refused as already existing.
+#[derive(Debug, Default)]
+struct BarePods {
+    /// Pods created and not deleted since, oldest first.
+    live: Vec<String>,
+    /// The number in the next new pod's name.
+    next: usize,
+}
+
+impl BarePods {
+    /// Fresh names for the pods that bring the live ones up to `count`,
+    /// counted live from now on.
+    fn grow_to(&mut self, count: usize) -> Vec<String> {
+        let fresh: Vec<String> = (self.next..)
+            .take(count.saturating_sub(self.live.len()))
+            .map(|i| format!("load-{i:06}"))
+            .collect();
+        self.next += fresh.len();
+        self.live.extend(fresh.iter().cloned());
+        fresh
+    }
+
+    /// The newest live pods beyond `count`, to delete; no longer counted
+    /// live.
+    fn shrink_to(&mut self, count: usize) -> Vec<String> {
+        let keep = count.min(self.live.len());
+        self.live.split_off(keep)
+    }
 }
 
 impl Driver {
@@ -321,8 +390,11 @@ impl Driver {
                 self.create_all(objects).await
             }
             Mode::Pods => {
-                let objects: Vec<Pod> = (0..self.args.pods)
-                    .map(|i| bare_pod(&format!("load-{i:06}"), &self.image))
+                let objects: Vec<Pod> = self
+                    .bare_pods
+                    .grow_to(self.args.pods)
+                    .iter()
+                    .map(|name| bare_pod(name, &self.image))
                     .collect::<anyhow::Result<_>>()?;
                 self.create_all(objects).await
             }
@@ -369,17 +441,17 @@ impl Driver {
     ) -> bool {
         let deadline = Instant::now() + Duration::from_secs(self.args.timeout);
         let mut last_print = Instant::now();
-        let completed = loop {
+        let error = loop {
             let sample = self.tracker.sample();
             if done(&sample) {
-                break true;
+                break None;
             }
             if let Err(error) = cluster.check_components() {
                 eprintln!("\nload: {error:#}");
-                break false;
+                break Some(format!("{error:#}"));
             }
             if Instant::now() > deadline {
-                break false;
+                break Some(self.timed_out());
             }
             if self.progress && last_print.elapsed() >= Duration::from_millis(200) {
                 self.show(name, &sample, sample.t - started);
@@ -395,15 +467,14 @@ impl Driver {
         }
         eprintln!(
             "load: step {name} {} after {seconds:.2} s",
-            if completed { "done" } else { "NOT done" }
+            if error.is_none() { "done" } else { "NOT done" }
         );
-        self.steps.push(StepOutcome {
-            name: name.to_owned(),
-            started,
-            seconds,
-            completed,
-        });
-        completed
+        self.record(name, started, error)
+    }
+
+    /// The reason of a step that ran out of time.
+    fn timed_out(&self) -> String {
+        format!("did not complete within {} s", self.args.timeout)
     }
 
     fn show(&self, name: &str, sample: &Sample, seconds: f64) {
@@ -428,9 +499,9 @@ impl Driver {
         match step {
             Churn::Scale => {
                 let started = self.tracker.now();
-                let half = self.scale(|replicas| replicas / 2).await;
-                let Ok(half) = half else {
-                    return self.failed("scale-down", started, half.err());
+                let half = match self.scale(|replicas| replicas / 2).await {
+                    Ok(half) => half,
+                    Err(error) => return self.failed("scale-down", started, error),
                 };
                 let down = self
                     .wait("scale-down", cluster, started, |s| {
@@ -442,7 +513,7 @@ impl Driver {
                 }
                 let started = self.tracker.now();
                 if let Err(error) = self.scale(|replicas| replicas).await {
-                    return self.failed("scale-up", started, Some(error));
+                    return self.failed("scale-up", started, error);
                 }
                 self.wait("scale-up", cluster, started, |s| {
                     s.live == total && s.running >= total
@@ -450,26 +521,18 @@ impl Driver {
                 .await
             }
             Churn::Rollout => {
+                // `check_churn` let no rollout of bare pods through.
                 let started = self.tracker.now();
-                if self.args.mode == Mode::Pods {
-                    return self.failed(
-                        "rollout",
-                        started,
-                        Some(anyhow::anyhow!(
-                            "bare pods have no rollout; use --mode deployments"
-                        )),
-                    );
-                }
                 if let Err(error) = self.roll_out().await {
-                    return self.failed("rollout", started, Some(error));
+                    return self.failed("rollout", started, error);
                 }
-                let completed = self.wait_rolled_out(cluster, started).await;
-                self.record("rollout", started, completed)
+                let error = self.wait_rolled_out(cluster, started).await.err();
+                self.record("rollout", started, error)
             }
             Churn::Delete => {
                 let started = self.tracker.now();
                 if let Err(error) = self.delete_all().await {
-                    return self.failed("delete", started, Some(error));
+                    return self.failed("delete", started, error);
                 }
                 let gone = self.wait("delete", cluster, started, |s| s.live == 0).await;
                 // Terminating pods count until the kubelets finish them.
@@ -479,34 +542,42 @@ impl Driver {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 let finished = self.tracker.with(|s| s.present()) == 0;
+                let timeout = self.timed_out();
                 if let Some(last) = self.steps.last_mut() {
                     last.seconds += self.tracker.now() - started_gone;
-                    last.completed = gone && finished;
+                    if gone && !finished {
+                        last.completed = false;
+                        last.error = Some(format!("pods still terminating: {timeout}"));
+                    }
                 }
                 gone && finished
             }
         }
     }
 
-    fn failed(&mut self, name: &str, started: f64, error: Option<anyhow::Error>) -> bool {
-        if let Some(error) = error {
-            eprintln!("load: step {name} failed: {error:#}");
-        }
-        self.record(name, started, false)
+    /// Records step `name` as failed by `error`; returns false.
+    fn failed(&mut self, name: &str, started: f64, error: anyhow::Error) -> bool {
+        eprintln!("load: step {name} failed: {error:#}");
+        self.record(name, started, Some(format!("{error:#}")))
     }
 
-    fn record(&mut self, name: &str, started: f64, completed: bool) -> bool {
+    /// Records step `name`, completed unless there is an `error`; returns
+    /// whether it completed.
+    fn record(&mut self, name: &str, started: f64, error: Option<String>) -> bool {
+        let completed = error.is_none();
         self.steps.push(StepOutcome {
             name: name.to_owned(),
             started,
             seconds: self.tracker.now() - started,
             completed,
+            error,
         });
         completed
     }
 
     /// Scales every Deployment to `replicas(original)`, or for bare pods
-    /// deletes (or recreates) the second half. Returns the live pods wanted.
+    /// deletes the newest ones or creates new ones until `replicas(--pods)`
+    /// are live. Returns the live pods wanted.
     async fn scale(&mut self, replicas: impl Fn(usize) -> usize) -> anyhow::Result<usize> {
         let mut wanted = 0;
         match self.args.mode {
@@ -529,20 +600,16 @@ impl Driver {
                 }
             }
             Mode::Pods => {
-                let total = self.args.pods;
-                let keep = replicas(total);
-                wanted = keep;
-                let live = self.tracker.sample().live;
-                if keep < live {
-                    let names: Vec<String> =
-                        (keep..total).map(|i| format!("load-{i:06}")).collect();
-                    self.delete_pods(names).await?;
-                } else {
-                    let pods: Vec<Pod> = (total / 2..total)
-                        .map(|i| bare_pod(&format!("load-{i:06}"), &self.image))
-                        .collect::<anyhow::Result<_>>()?;
-                    self.create_all(pods).await?;
-                }
+                wanted = replicas(self.args.pods);
+                let surplus = self.bare_pods.shrink_to(wanted);
+                self.delete_pods(surplus).await?;
+                let pods: Vec<Pod> = self
+                    .bare_pods
+                    .grow_to(wanted)
+                    .iter()
+                    .map(|name| bare_pod(name, &self.image))
+                    .collect::<anyhow::Result<_>>()?;
+                self.create_all(pods).await?;
             }
         }
         Ok(wanted)
@@ -570,8 +637,8 @@ impl Driver {
     }
 
     /// Waits until every Deployment reports its new pods updated and
-    /// available and the old ones gone.
-    async fn wait_rolled_out(&mut self, cluster: &mut Cluster, started: f64) -> bool {
+    /// available and the old ones gone; the error says why it did not.
+    async fn wait_rolled_out(&mut self, cluster: &mut Cluster, started: f64) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(self.args.timeout);
         let client = self.client(0);
         loop {
@@ -592,12 +659,15 @@ impl Driver {
                 if done && !list.items.is_empty() {
                     let sample = self.tracker.sample();
                     if sample.live == self.args.pods {
-                        return true;
+                        return Ok(());
                     }
                 }
             }
-            if cluster.check_components().is_err() || Instant::now() > deadline {
-                return false;
+            if let Err(error) = cluster.check_components() {
+                return Err(format!("{error:#}"));
+            }
+            if Instant::now() > deadline {
+                return Err(self.timed_out());
             }
             if self.progress {
                 let sample = self.tracker.sample();
@@ -609,7 +679,7 @@ impl Driver {
 
     /// Deletes every Deployment (their ReplicaSets and pods follow through
     /// the garbage collector) or every bare pod.
-    async fn delete_all(&self) -> anyhow::Result<()> {
+    async fn delete_all(&mut self) -> anyhow::Result<()> {
         match self.args.mode {
             Mode::Deployments => {
                 let mut tasks = tokio::task::JoinSet::new();
@@ -643,6 +713,7 @@ impl Driver {
                     .list::<Pod>(NAMESPACE, &ListParams::default())
                     .await?;
                 let names = pods.items.iter().map(|p| p.name().to_owned()).collect();
+                self.bare_pods.shrink_to(0);
                 self.delete_pods(names).await
             }
         }
@@ -773,5 +844,75 @@ async fn patch_deployment(client: &Client, name: &str, patch: &Value) -> anyhow:
             }
             result => return result.map(drop).map_err(Into::into),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_pods_scaled_back_up_get_names_never_used_before() {
+        let mut pods = BarePods::default();
+        let first = pods.grow_to(40);
+        assert_eq!(first.len(), 40);
+        let deleted = pods.shrink_to(20);
+        assert_eq!(deleted, first[20..]);
+        let recreated = pods.grow_to(40);
+        assert_eq!(recreated.len(), 20);
+        assert!(recreated.iter().all(|name| !first.contains(name)));
+        assert_eq!(recreated[0], "load-000040");
+        assert_eq!(pods.live.len(), 40);
+        // A second round goes on numbering after the highest name.
+        pods.shrink_to(20);
+        assert_eq!(pods.grow_to(40)[0], "load-000060");
+    }
+
+    #[test]
+    fn a_rollout_of_bare_pods_is_refused_before_anything_is_created() {
+        let error = check_churn(Mode::Pods, &[Churn::Scale, Churn::Rollout]).unwrap_err();
+        assert!(
+            error.to_string().contains("use --mode deployments"),
+            "{error}"
+        );
+        check_churn(
+            Mode::Deployments,
+            &[Churn::Scale, Churn::Rollout, Churn::Delete],
+        )
+        .unwrap();
+        check_churn(Mode::Pods, &[Churn::Scale, Churn::Delete, Churn::Delete]).unwrap();
+    }
+
+    #[test]
+    fn steps_after_delete_are_refused_before_anything_is_created() {
+        let error = check_churn(
+            Mode::Deployments,
+            &[Churn::Delete, Churn::Delete, Churn::Scale],
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("scale"), "{error}");
+    }
+
+    #[test]
+    fn the_run_fails_with_the_reason_of_the_first_failed_step() {
+        let step = |name: &str, error: Option<&str>| StepOutcome {
+            name: name.into(),
+            started: 0.0,
+            seconds: 0.5,
+            completed: error.is_none(),
+            error: error.map(Into::into),
+        };
+        assert!(outcome(&[step("create", None)]).is_ok());
+        let error = outcome(&[
+            step("create", None),
+            step("scale-up", Some("creating Pod load-000021: already exists")),
+            step("delete", Some("did not complete within 600 s")),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            error,
+            "step scale-up failed: creating Pod load-000021: already exists"
+        );
     }
 }

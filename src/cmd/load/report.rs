@@ -3,9 +3,19 @@
 //!
 //! `report.json` always has `pods_requested`, `pods_running`,
 //! `seconds_to_all_running` (null when not all pods ran),
-//! `startup_latency_ms` (`p50`, `p90`, `p99`, `max`: creation to Running, as
-//! the watch saw them) and `rss_peak_bytes`; the rest is described in
-//! `benches/README.md`.
+//! `startup_latency_ms` (`count`, and `p50`, `p90`, `p99`, `max`: creation to
+//! Running, as the watch saw them; the four are null when `count` is 0) and
+//! `rss_peak_bytes`; every step has an `error` string when it failed. The
+//! rest is described in `benches/README.md`.
+//!
+//! Throughput counts the pods of the first step as they reached a stage
+//! (scheduled, Running). Its `average` is their number over `span_s`, the
+//! time from the first create to the last of them; `peak_1s` is the most of
+//! them in any sliding one-second window, never less than the average (the
+//! whole span, when at least a second long, is itself such a window). When
+//! the span is shorter than a second, every pod falls in one window:
+//! `peak_1s` is then their number, and the average a rate over the span.
+//! `store_objects` is counted at the end of the run, after the churn steps.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,7 +24,7 @@ use anyhow::Context;
 use serde_json::{Value, json};
 
 use super::html;
-use super::tracker::{Sample, TrackerState};
+use super::tracker::{PodTimeline, Sample, TrackerState};
 
 /// Percentiles of a set of durations, in milliseconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -27,7 +37,8 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    /// Nearest-rank percentiles; all zero for no values.
+    /// Nearest-rank percentiles; `count` 0 (and zeros that mean nothing)
+    /// for no values.
     pub fn of(mut values: Vec<f64>) -> Percentiles {
         if values.is_empty() {
             return Percentiles::default();
@@ -46,14 +57,113 @@ impl Percentiles {
         }
     }
 
+    /// `count` and the four figures, which are null without samples.
+    pub fn to_json(self) -> Value {
+        let figure = |value: f64| {
+            if self.count == 0 {
+                Value::Null
+            } else {
+                json!(round(value))
+            }
+        };
+        json!({
+            "count": self.count,
+            "p50": figure(self.p50),
+            "p90": figure(self.p90),
+            "p99": figure(self.p99),
+            "max": figure(self.max),
+        })
+    }
+
+    /// The four figures for the summary table, `n/a` without samples.
+    pub fn row(self) -> String {
+        if self.count == 0 {
+            return format!(
+                "p50 {:>8}  p90 {:>8}  p99 {:>8}  max {:>8}  (no samples)",
+                "n/a", "n/a", "n/a", "n/a"
+            );
+        }
+        format!(
+            "p50 {:>8.1}  p90 {:>8.1}  p99 {:>8.1}  max {:>8.1}",
+            self.p50, self.p90, self.p99, self.max
+        )
+    }
+}
+
+/// How fast pods reached a stage; see the module docs.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Throughput {
+    pub count: usize,
+    /// Seconds from the first create to the last pod counted.
+    pub span: f64,
+    /// Pods per second over the span.
+    pub average: f64,
+    /// Most pods in any one-second window, at least the average for spans
+    /// of a second or more.
+    pub peak_1s: f64,
+}
+
+impl Throughput {
+    /// From the times (tracker seconds) pods reached the stage, the first
+    /// create being at `first`.
+    pub fn of(first: f64, mut times: Vec<f64>) -> Throughput {
+        times.sort_by(f64::total_cmp);
+        let Some(&last) = times.last() else {
+            return Throughput::default();
+        };
+        let count = times.len();
+        let span = (last - first).max(0.0);
+        let average = if span > 0.0 { count as f64 / span } else { 0.0 };
+        if span < 1.0 {
+            return Throughput {
+                count,
+                span,
+                average,
+                peak_1s: count as f64,
+            };
+        }
+        // The window [times[start], times[start] + 1 s) slides over every
+        // event; the busiest holds the most.
+        let mut most = 0;
+        let mut start = 0;
+        for (end, &t) in times.iter().enumerate() {
+            while t - times[start] >= 1.0 {
+                start += 1;
+            }
+            most = most.max(end + 1 - start);
+        }
+        Throughput {
+            count,
+            span,
+            average,
+            peak_1s: (most as f64).max(average),
+        }
+    }
+
     pub fn to_json(self) -> Value {
         json!({
             "count": self.count,
-            "p50": round(self.p50),
-            "p90": round(self.p90),
-            "p99": round(self.p99),
-            "max": round(self.max),
+            "span_s": round(self.span),
+            "average": round(self.average),
+            "peak_1s": round(self.peak_1s),
         })
+    }
+
+    /// One cell of the summary table.
+    pub fn describe(self) -> String {
+        if self.count == 0 {
+            "n/a (no pods)".to_owned()
+        } else if self.span < 1.0 {
+            format!(
+                "all {} pods within {:.2} s (under 1 s): {:.0} pods/s over that span",
+                self.count, self.span, self.average
+            )
+        } else {
+            format!(
+                "{:.0} pods/s average, {:.0} peak (busiest 1 s)",
+                self.average, self.peak_1s
+            )
+        }
     }
 }
 
@@ -113,6 +223,8 @@ pub struct StepOutcome {
     pub started: f64,
     pub seconds: f64,
     pub completed: bool,
+    /// Why it did not complete.
+    pub error: Option<String>,
 }
 
 /// Everything a report is made of.
@@ -135,12 +247,15 @@ pub struct Inputs<'a> {
 /// The figures, ready to print and write.
 pub struct Report {
     pub json: Value,
+    pub scheduling: Throughput,
+    pub running: Throughput,
     pub startup: Percentiles,
     pub stages: Vec<(&'static str, Percentiles)>,
     pub api: Vec<ApiLatency>,
     /// (t, live, running, ready) since the first create.
     pub series: Vec<Sample>,
-    /// Per-second (t, scheduled, running) counts since the first create.
+    /// Per-second (t, scheduled, running) counts since the first create,
+    /// for the plot.
     pub throughput: Vec<(f64, f64, f64)>,
     /// Startup latencies, ms, for the histogram.
     pub startup_values: Vec<f64>,
@@ -161,7 +276,7 @@ impl Report {
             .filter_map(|p| Some(ms(p.created, p.running?)))
             .collect();
         let startup = Percentiles::of(startup_values.clone());
-        let stage = |f: &dyn Fn(&super::tracker::PodTimeline) -> Option<f64>| {
+        let stage = |f: &dyn Fn(&PodTimeline) -> Option<f64>| {
             Percentiles::of(initial.iter().filter_map(|p| f(p)).collect())
         };
         let stages = vec![
@@ -215,22 +330,9 @@ impl Report {
             })
             .collect();
         let throughput = per_second(&series);
-        let last_of = |f: &dyn Fn(&super::tracker::PodTimeline) -> Option<f64>| {
-            initial.iter().filter_map(|p| f(p)).fold(first, f64::max)
-        };
-        let rate = |count: usize, until: f64| {
-            if until > first {
-                count as f64 / (until - first)
-            } else {
-                0.0
-            }
-        };
-        let scheduled = initial.iter().filter(|p| p.scheduled.is_some()).count();
-        let running = initial.iter().filter(|p| p.running.is_some()).count();
-        let scheduling_rate = rate(scheduled, last_of(&|p| p.scheduled));
-        let running_rate = rate(running, last_of(&|p| p.running));
-        let peak =
-            |pick: fn(&(f64, f64, f64)) -> f64| throughput.iter().map(pick).fold(0.0, f64::max);
+        let scheduling =
+            Throughput::of(first, initial.iter().filter_map(|p| p.scheduled).collect());
+        let running = Throughput::of(first, initial.iter().filter_map(|p| p.running).collect());
 
         let stage_json: serde_json::Map<String, Value> = stages
             .iter()
@@ -253,12 +355,16 @@ impl Report {
             .steps
             .iter()
             .map(|s| {
-                json!({
+                let mut step = json!({
                     "name": s.name,
                     "started_s": round(s.started - first),
                     "seconds": round(s.seconds),
                     "completed": s.completed,
-                })
+                });
+                if let Some(error) = &s.error {
+                    step["error"] = json!(error);
+                }
+                step
             })
             .collect();
         let json = json!({
@@ -270,14 +376,8 @@ impl Report {
             "seconds_to_all_running": inputs.all_running_at.map(|t| round(t - first)),
             "startup_latency_ms": startup.to_json(),
             "stage_latency_ms": stage_json,
-            "scheduling_throughput_pods_per_s": {
-                "average": round(scheduling_rate),
-                "peak_1s": round(peak(|t| t.1)),
-            },
-            "running_throughput_pods_per_s": {
-                "average": round(running_rate),
-                "peak_1s": round(peak(|t| t.2)),
-            },
+            "scheduling_throughput_pods_per_s": scheduling.to_json(),
+            "running_throughput_pods_per_s": running.to_json(),
             "api_requests_total": api_requests,
             "api_max_ms": round(api_max_ms),
             "api_requests_over_1s": over_one_second,
@@ -291,6 +391,8 @@ impl Report {
         });
         Report {
             json,
+            scheduling,
+            running,
             startup,
             stages,
             api,
@@ -331,29 +433,10 @@ impl Report {
             },
         );
         for (name, p) in &self.stages {
-            row(
-                &format!("{} (ms)", name.replace('_', " ")),
-                format!(
-                    "p50 {:>8.1}  p90 {:>8.1}  p99 {:>8.1}  max {:>8.1}",
-                    p.p50, p.p90, p.p99, p.max
-                ),
-            );
+            row(&format!("{} (ms)", name.replace('_', " ")), p.row());
         }
-        let rate = |key: &str| {
-            format!(
-                "{:.0} pods/s average, {:.0} peak (1 s)",
-                j[key]["average"].as_f64().unwrap_or(0.0),
-                j[key]["peak_1s"].as_f64().unwrap_or(0.0)
-            )
-        };
-        row(
-            "scheduling throughput",
-            rate("scheduling_throughput_pods_per_s"),
-        );
-        row(
-            "created-to-running throughput",
-            rate("running_throughput_pods_per_s"),
-        );
+        row("scheduling throughput", self.scheduling.describe());
+        row("created-to-running throughput", self.running.describe());
         row(
             "API requests",
             format!(
@@ -377,19 +460,22 @@ impl Report {
             .as_object()
             .map(|o| o.iter().map(|(k, v)| format!("{k} {v}")).collect())
             .unwrap_or_default();
-        row("objects in the store", objects.join(", "));
-        for step in j["steps"].as_array().into_iter().flatten().skip(1) {
+        row("objects in the store at the end", objects.join(", "));
+        // The create step shows only when it failed: its time is above.
+        let steps = j["steps"].as_array().into_iter().flatten();
+        for (index, step) in steps.enumerate() {
+            let error = step["error"].as_str();
+            if index == 0 && error.is_none() {
+                continue;
+            }
+            let status = match (step["completed"] == true, error) {
+                (true, _) => String::new(),
+                (false, Some(error)) => format!(" (failed: {error})"),
+                (false, None) => " (not completed)".to_owned(),
+            };
             row(
                 &format!("step {}", step["name"].as_str().unwrap_or("")),
-                format!(
-                    "{:.2} s{}",
-                    step["seconds"].as_f64().unwrap_or(0.0),
-                    if step["completed"] == true {
-                        ""
-                    } else {
-                        " (not completed)"
-                    }
-                ),
+                format!("{:.2} s{status}", step["seconds"].as_f64().unwrap_or(0.0)),
             );
         }
         out.push_str("\n  API latency by verb and resource (ms):\n");
@@ -452,7 +538,7 @@ fn mib(bytes: u64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     #[test]
@@ -478,6 +564,148 @@ mod tests {
             sample(2.0, 40, 40),
         ];
         assert_eq!(per_second(&series), [(1.0, 30.0, 5.0), (2.0, 10.0, 35.0)]);
+    }
+
+    /// A report of a run whose tracker saw `pods` and whose steps went as
+    /// `steps` say.
+    pub(in crate::cmd::load) fn report_of(
+        pods: Vec<PodTimeline>,
+        steps: Vec<StepOutcome>,
+    ) -> Report {
+        let mut tracker = TrackerState::default();
+        tracker.pods = pods
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| (format!("uid-{i}"), p))
+            .collect();
+        let mut store_objects = BTreeMap::new();
+        store_objects.insert("pods".to_owned(), 3);
+        Report::build(Inputs {
+            config: json!({"mode": "pods"}),
+            pods_requested: 50,
+            first_create: 0.0,
+            all_running_at: None,
+            pods_running: 0,
+            tracker: &tracker,
+            api: BTreeMap::new(),
+            usage: ProcessUsage::default(),
+            store_objects,
+            steps,
+        })
+    }
+
+    pub(in crate::cmd::load) fn pending_pod() -> PodTimeline {
+        PodTimeline {
+            step: 0,
+            created: 0.1,
+            scheduled: None,
+            running: None,
+            ready: None,
+            running_now: false,
+            ready_now: false,
+            terminating: false,
+            gone: false,
+        }
+    }
+
+    #[test]
+    fn latencies_without_samples_are_null_and_shown_as_not_available() {
+        let report = report_of(vec![pending_pod(); 50], vec![]);
+        let startup = &report.json["startup_latency_ms"];
+        assert_eq!(startup["count"], 0);
+        for key in ["p50", "p90", "p99", "max"] {
+            assert!(
+                startup[key].is_null(),
+                "startup_latency_ms.{key}: {startup}"
+            );
+        }
+        let summary = report.summary();
+        let row = summary
+            .lines()
+            .find(|l| l.contains("created to running (ms)"))
+            .unwrap();
+        assert!(row.contains("n/a") && !row.contains("0.0"), "{row}");
+        // With samples the figures stay numbers.
+        let p = Percentiles::of(vec![5.0]).to_json();
+        assert_eq!(
+            (p["count"].as_u64(), p["p50"].as_f64()),
+            (Some(1), Some(5.0))
+        );
+    }
+
+    #[test]
+    fn the_peak_second_slides_over_bucket_edges() {
+        // 100 pods between 0.9 s and 1.1 s: fixed one-second buckets would
+        // split them 50 and 50; a sliding window sees all 100.
+        let times: Vec<f64> = (0..100).map(|i| 0.9 + 0.002 * f64::from(i)).collect();
+        let mut times = times;
+        times.push(3.0);
+        let t = Throughput::of(0.0, times);
+        assert_eq!(t.count, 101);
+        assert_eq!(t.peak_1s, 100.0);
+        assert!((t.average - 101.0 / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_peak_is_never_below_the_average_over_a_second_or_more() {
+        // Bunched at both ends of a 1.5 s span: no one-second window holds
+        // more than 75, yet the span itself carries 100 a second.
+        let mut times = vec![0.49; 75];
+        times.extend(vec![1.5; 75]);
+        let t = Throughput::of(0.0, times);
+        assert!((t.average - 100.0).abs() < 1e-9);
+        assert!(t.peak_1s >= t.average, "{t:?}");
+    }
+
+    #[test]
+    fn a_span_under_a_second_is_said_to_be_one() {
+        let times: Vec<f64> = (0..1000).map(|i| 0.04 + 0.0004 * f64::from(i)).collect();
+        let t = Throughput::of(0.0, times);
+        assert!(t.span < 1.0);
+        assert_eq!(t.peak_1s, 1000.0);
+        assert!(t.describe().contains("under 1 s"), "{}", t.describe());
+        assert_eq!(Throughput::of(0.0, vec![]).describe(), "n/a (no pods)");
+    }
+
+    #[test]
+    fn failed_steps_carry_their_reason() {
+        let steps = vec![
+            StepOutcome {
+                name: "create".into(),
+                started: 0.0,
+                seconds: 1.0,
+                completed: true,
+                error: None,
+            },
+            StepOutcome {
+                name: "scale-up".into(),
+                started: 1.0,
+                seconds: 0.5,
+                completed: false,
+                error: Some("creating Pod load-000021: already exists".into()),
+            },
+        ];
+        let report = report_of(vec![], steps);
+        let json_steps = report.json["steps"].as_array().unwrap();
+        assert!(json_steps[0].get("error").is_none());
+        assert_eq!(
+            json_steps[1]["error"],
+            "creating Pod load-000021: already exists"
+        );
+        assert!(
+            report
+                .summary()
+                .contains("(failed: creating Pod load-000021: already exists)")
+        );
+    }
+
+    #[test]
+    fn objects_in_the_store_are_labelled_as_counted_at_the_end() {
+        let summary = report_of(vec![], vec![]).summary();
+        assert!(
+            summary.contains("objects in the store at the end"),
+            "{summary}"
+        );
     }
 
     #[test]
