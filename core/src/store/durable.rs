@@ -136,6 +136,9 @@ struct State {
     revision: u64,
 }
 
+/// Where a write's outcome goes.
+type Reply = oneshot::Sender<Result<Record, StoreError>>;
+
 /// Work for the committer thread.
 enum Request {
     Write {
@@ -382,10 +385,7 @@ impl Committer {
 
     /// Decides a batch against the acknowledged state plus the batch's own
     /// earlier writes, logs and syncs it once, then publishes it.
-    fn commit(
-        &mut self,
-        writes: Vec<(Key, Prepared, oneshot::Sender<Result<Record, StoreError>>)>,
-    ) {
+    fn commit(&mut self, writes: Vec<(Key, Prepared, Reply)>) {
         if writes.is_empty() {
             return;
         }
@@ -466,10 +466,10 @@ impl Committer {
             let _ = write.reply.send(Ok(write.record));
         }
 
-        if self.wal.len() >= self.options.segment_bytes {
-            if let Err(error) = self.wal.rotate(revision + 1) {
-                tracing::warn!(error = %error, "starting a new log segment failed");
-            }
+        if self.wal.len() >= self.options.segment_bytes
+            && let Err(error) = self.wal.rotate(revision + 1)
+        {
+            tracing::warn!(error = %error, "starting a new log segment failed");
         }
     }
 

@@ -155,10 +155,10 @@ impl WatchLog {
         let mut nodes = Vec::new();
         for record in std::iter::once(&event.record).chain(&event.previous) {
             let name = record.attrs().field(BY_NODE.1).unwrap_or("");
-            if let Some(node) = per_node.get(name) {
-                if !nodes.iter().any(|n| Arc::ptr_eq(n, node)) {
-                    nodes.push(node.clone());
-                }
+            if let Some(node) = per_node.get(name)
+                && !nodes.iter().any(|n| Arc::ptr_eq(n, node))
+            {
+                nodes.push(node.clone());
             }
         }
         nodes
