@@ -392,7 +392,8 @@ fn requested_revision(call: &Call) -> ApiResult<Option<(u64, bool)>> {
         "Exact" => true,
         other => {
             return Err(ApiError::BadRequest(format!(
-                "resourceVersionMatch: Unsupported value: \"{other}\": supported values: \"Exact\", \"NotOlderThan\""
+                "resourceVersionMatch: Unsupported value: \"{other}\": \
+                 supported values: \"Exact\", \"NotOlderThan\""
             )));
         }
     };

@@ -4,12 +4,12 @@
 //! [`watcher`] lists a collection, reports the whole set as
 //! [`WatcherEvent::Restarted`], then streams changes. When the watch ends it
 //! resumes from the last revision seen; when the server says that revision is
-//! gone (410), or one it has not reached (504), it lists again; when the server is unreachable it retries with
-//! backoff. It logs one warning when a server it had listed from stops
-//! answering (or answers with an error), and one line when it answers
-//! again; an unreachable server before the first list is logged at debug
-//! only, since the component says once that it is waiting for the
-//! apiserver. It stops when its receiver is dropped.
+//! gone (410), or one it has not reached (504), it lists again; when the
+//! server is unreachable it retries with backoff. It logs one warning when a
+//! server it had listed from stops answering (or answers with an error), and
+//! one line when it answers again; an unreachable server before the first
+//! list is logged at debug only, since the component says once that it is
+//! waiting for the apiserver. It stops when its receiver is dropped.
 
 use std::time::Duration;
 

@@ -257,19 +257,6 @@ pub fn io_uring_available() -> Result<(), String> {
         .map_err(|error| format!("io_uring unavailable: {error}"))
 }
 
-/// The IO path a log asked to use `wanted` will use: io_uring when asked
-/// for (or left to `Auto`) and the kernel sets one up, plain file IO
-/// otherwise.
-pub fn choose_io(wanted: WalIo) -> WalIo {
-    match wanted {
-        WalIo::Std => WalIo::Std,
-        WalIo::Auto | WalIo::IoUring => match io_uring_available() {
-            Ok(()) => WalIo::IoUring,
-            Err(_) => WalIo::Std,
-        },
-    }
-}
-
 /// Submission queue size: a write and a sync per append.
 const RING_ENTRIES: u32 = 8;
 
@@ -311,12 +298,11 @@ impl WalWriter {
             .open(&path)
             .map_err(io("opening", &path))?;
         sync_dir(dir)?;
-        let ring = match choose_io(wanted) {
-            WalIo::IoUring => Some(
-                io_uring::IoUring::new(RING_ENTRIES)
-                    .map_err(io("setting up io_uring for", &path))?,
-            ),
-            _ => None,
+        // io_uring when asked for (or left to `Auto`) and the kernel sets
+        // one up; plain file IO otherwise.
+        let ring = match wanted {
+            WalIo::Std => None,
+            WalIo::Auto | WalIo::IoUring => io_uring::IoUring::new(RING_ENTRIES).ok(),
         };
         Ok(WalWriter {
             dir: dir.to_owned(),

@@ -423,13 +423,20 @@ mod tests {
         assert_eq!(events, 8);
     }
 
-    /// Readers on other threads, while one appender fills a small window:
-    /// each sees every event after its start, in order and without a gap,
-    /// or is told it fell behind; never a silent skip.
-    #[test]
-    fn cursors_racing_the_appender_see_no_gaps() {
-        const EVENTS: u64 = 20_000;
-        let log = WatchLog::new(64, 1);
+    /// Four readers on other threads, each on a cursor `open` makes, while
+    /// this thread appends `event_at(r)` for every r in `2..=last` to a
+    /// 64-event window: each sees the revisions `start + step, start + 2 *
+    /// step, ...` up to `end`, in order and without a gap, or is told it
+    /// fell behind; never a silent skip.
+    fn race_readers(
+        log: &Arc<WatchLog>,
+        open: impl Fn() -> WatchCursor,
+        start: u64,
+        step: u64,
+        end: u64,
+        last: u64,
+        event_at: impl Fn(u64) -> Event,
+    ) {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -437,37 +444,54 @@ mod tests {
             .unwrap();
         let readers: Vec<_> = (0..4)
             .map(|_| {
-                let mut cursor = log.cursor(1).unwrap();
+                let mut cursor = open();
+                let mut seen = start;
                 runtime.spawn(async move {
-                    let mut last = 1;
                     loop {
                         match cursor.next_batch().await {
                             Ok(batch) => {
                                 for event in batch {
-                                    assert_eq!(event.record.revision, last + 1, "a gap");
-                                    last += 1;
+                                    assert_eq!(event.record.revision, seen + step, "a gap");
+                                    seen += step;
                                 }
-                                if last == EVENTS + 1 {
-                                    return Ok(last);
+                                if seen == end {
+                                    return Ok(seen);
                                 }
                             }
-                            Err(StoreError::Expired { .. }) => return Err(last),
+                            Err(StoreError::Expired { .. }) => return Err(seen),
                             Err(other) => panic!("{other}"),
                         }
                     }
                 })
             })
             .collect();
-        for revision in 2..=EVENTS + 1 {
-            log.append(event("pods", revision, 10));
+        // Readers are waiting before the first append, and the appender
+        // pauses now and then, so that they race it rather than all find
+        // themselves behind at their first read.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        for revision in 2..=last {
+            log.append(event_at(revision));
+            if revision % 128 == 0 {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
         }
         for reader in readers {
             match runtime.block_on(reader).unwrap() {
-                Ok(last) => assert_eq!(last, EVENTS + 1),
-                // Fell behind the 64-event window: told so, not skipped.
-                Err(last) => assert!(last < EVENTS + 1),
+                Ok(seen) => assert_eq!(seen, end),
+                // Fell behind the window: told so, not skipped.
+                Err(seen) => assert!(seen < end),
             }
         }
+    }
+
+    #[test]
+    fn cursors_racing_the_appender_see_no_gaps() {
+        const EVENTS: u64 = 20_000;
+        let log = WatchLog::new(64, 1);
+        let open = || log.cursor(1).unwrap();
+        race_readers(&log, open, 1, 1, EVENTS + 1, EVENTS + 1, |r| {
+            event("pods", r, 10)
+        });
         assert_eq!(log.retained().0, 64);
     }
 
@@ -548,49 +572,16 @@ mod tests {
         assert_eq!(revisions(&from_three.next_batch().await.unwrap()), [5]);
     }
 
-    /// Node cursors on other threads, while one appender fills a small
-    /// window with pods of two nodes: each sees every change of its node
-    /// after its start, in order, or is told it fell behind.
+    /// Node cursors racing the appender over pods of two nodes: n1's pods
+    /// are the even revisions, and its cursors see each of them.
     #[test]
     fn node_cursors_racing_the_appender_see_no_gaps() {
         const EVENTS: u64 = 10_000;
         let log = WatchLog::new(64, 1);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let readers: Vec<_> = (0..4)
-            .map(|_| {
-                let mut cursor = log.cursor(1).unwrap().only_node("n1").unwrap();
-                runtime.spawn(async move {
-                    // n1's pods are the even revisions.
-                    let mut last = 0;
-                    loop {
-                        match cursor.next_batch().await {
-                            Ok(batch) => {
-                                for event in batch {
-                                    assert_eq!(event.record.revision, last + 2, "a gap");
-                                    last += 2;
-                                }
-                                if last == EVENTS {
-                                    return true;
-                                }
-                            }
-                            Err(StoreError::Expired { .. }) => return false,
-                            Err(other) => panic!("{other}"),
-                        }
-                    }
-                })
-            })
-            .collect();
-        for revision in 2..=EVENTS + 1 {
+        let open = || log.cursor(1).unwrap().only_node("n1").unwrap();
+        race_readers(&log, open, 0, 2, EVENTS, EVENTS + 1, |revision| {
             let node = if revision % 2 == 0 { "n1" } else { "n2" };
-            log.append(pod_event(revision, node, None));
-        }
-        for reader in readers {
-            // Caught up to the end, or told it fell behind: never a skip.
-            runtime.block_on(reader).unwrap();
-        }
+            pod_event(revision, node, None)
+        });
     }
 }

@@ -351,7 +351,6 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::load::report::StepOutcome;
     use serde_json::json;
 
     #[test]
@@ -386,21 +385,10 @@ mod tests {
         for pod in &mut pods {
             pod.running = Some(0.5);
         }
+        use crate::cmd::load::report::tests::step;
         let steps = vec![
-            StepOutcome {
-                name: "create".into(),
-                started: 0.0,
-                seconds: 1.0,
-                completed: true,
-                error: None,
-            },
-            StepOutcome {
-                name: "delete".into(),
-                started: 1.0,
-                seconds: 0.5,
-                completed: false,
-                error: Some("deleting pod <x>: refused".into()),
-            },
+            step("create", 0.0, 1.0, None),
+            step("delete", 1.0, 0.5, Some("deleting pod <x>: refused")),
         ];
         let mut report = crate::cmd::load::report::tests::report_of(pods, steps);
         report.json["all_running"] = true.into();

@@ -895,13 +895,7 @@ mod tests {
 
     #[test]
     fn the_run_fails_with_the_reason_of_the_first_failed_step() {
-        let step = |name: &str, error: Option<&str>| StepOutcome {
-            name: name.into(),
-            started: 0.0,
-            seconds: 0.5,
-            completed: error.is_none(),
-            error: error.map(Into::into),
-        };
+        let step = |name: &str, error| report::tests::step(name, 0.0, 0.5, error);
         assert!(outcome(&[step("create", None)]).is_ok());
         let error = outcome(&[
             step("create", None),

@@ -595,16 +595,22 @@ pub(super) mod tests {
     }
 
     pub(in crate::cmd::load) fn pending_pod() -> PodTimeline {
-        PodTimeline {
-            step: 0,
-            created: 0.1,
-            scheduled: None,
-            running: None,
-            ready: None,
-            running_now: false,
-            ready_now: false,
-            terminating: false,
-            gone: false,
+        PodTimeline::new(0, 0.1)
+    }
+
+    /// A step of the run, failed with `error` when given.
+    pub(in crate::cmd::load) fn step(
+        name: &str,
+        started: f64,
+        seconds: f64,
+        error: Option<&str>,
+    ) -> StepOutcome {
+        StepOutcome {
+            name: name.into(),
+            started,
+            seconds,
+            completed: error.is_none(),
+            error: error.map(str::to_owned),
         }
     }
 
@@ -670,20 +676,13 @@ pub(super) mod tests {
     #[test]
     fn failed_steps_carry_their_reason() {
         let steps = vec![
-            StepOutcome {
-                name: "create".into(),
-                started: 0.0,
-                seconds: 1.0,
-                completed: true,
-                error: None,
-            },
-            StepOutcome {
-                name: "scale-up".into(),
-                started: 1.0,
-                seconds: 0.5,
-                completed: false,
-                error: Some("creating Pod load-000021: already exists".into()),
-            },
+            step("create", 0.0, 1.0, None),
+            step(
+                "scale-up",
+                1.0,
+                0.5,
+                Some("creating Pod load-000021: already exists"),
+            ),
         ];
         let report = report_of(vec![], steps);
         let json_steps = report.json["steps"].as_array().unwrap();

@@ -40,6 +40,23 @@ pub struct PodTimeline {
     pub gone: bool,
 }
 
+impl PodTimeline {
+    /// A pod first seen at `created`, during workload step `step`.
+    pub fn new(step: usize, created: f64) -> PodTimeline {
+        PodTimeline {
+            step,
+            created,
+            scheduled: None,
+            running: None,
+            ready: None,
+            running_now: false,
+            ready_now: false,
+            terminating: false,
+            gone: false,
+        }
+    }
+}
+
 /// The counts at one moment.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Sample {
@@ -94,17 +111,10 @@ impl TrackerState {
     fn apply(&mut self, pod: &Pod, now: f64) {
         let uid = pod.metadata.uid().to_owned();
         let step = self.step;
-        let timeline = self.pods.entry(uid).or_insert_with(|| PodTimeline {
-            step,
-            created: now,
-            scheduled: None,
-            running: None,
-            ready: None,
-            running_now: false,
-            ready_now: false,
-            terminating: false,
-            gone: false,
-        });
+        let timeline = self
+            .pods
+            .entry(uid)
+            .or_insert_with(|| PodTimeline::new(step, now));
         if !pod.node_name().is_empty() && timeline.scheduled.is_none() {
             timeline.scheduled = Some(now);
             self.scheduled_total += 1;
