@@ -26,8 +26,9 @@
 //!
 //! The log is written with plain file IO (`pwrite` + `fdatasync`), or
 //! through io_uring (the write and its `fdatasync` linked in one
-//! submission) when asked for and the kernel allows it, into segment files
-//! grown ahead in chunks of zeros; see [`WalWriter`]. Which one is used is
+//! submission) when asked for and the kernel allows it, over zeros written
+//! ahead (the next segment is zeroed by a thread of its own); see
+//! [`WalWriter`]. Which one is used is
 //! decided at open ([`DurableOptions::wal_io`]) and logged, with whether the
 //! kernel allows io_uring.
 //!
@@ -62,7 +63,8 @@ pub struct DurableOptions {
     pub watch_window: usize,
     /// Writes between two background snapshots.
     pub snapshot_every: u64,
-    /// A log segment is closed and a new one started past this size.
+    /// Size of the log segments zeroed ahead; the log moves to the next one
+    /// when a batch no longer fits (see [`WalWriter`]).
     pub segment_bytes: u64,
     /// How the log reaches the disk.
     pub wal_io: WalIo,
@@ -187,7 +189,12 @@ impl DurableStore {
             Ok(()) => "available".to_owned(),
             Err(reason) => reason,
         };
-        let wal = WalWriter::open(dir, recovered.revision + 1, options.wal_io)?;
+        let wal = WalWriter::open(
+            dir,
+            recovered.revision + 1,
+            options.wal_io,
+            options.segment_bytes,
+        )?;
         tracing::info!(
             dir = %dir.display(),
             revision = recovered.revision,
@@ -398,10 +405,11 @@ impl Committer {
 
         let mut decided = Vec::with_capacity(writes.len());
         let mut frames = Vec::new();
-        let mut revision;
+        let (mut revision, first_revision);
         {
             let state = self.shared.state.read().expect("store poisoned");
             revision = state.revision;
+            first_revision = revision + 1;
             let mut overlay: HashMap<Key, Option<Record>> = HashMap::new();
             for (key, op, reply) in writes {
                 let current = match overlay.get(&key) {
@@ -431,7 +439,7 @@ impl Committer {
             return;
         }
 
-        if let Err(error) = self.wal.append(&frames) {
+        if let Err(error) = self.wal.append(&frames, first_revision) {
             tracing::error!(error = %error, "writing the log failed; refusing writes from now on");
             let reason = format!("the write-ahead log failed: {error}");
             let _ = self.shared.failed.set(reason.clone());
@@ -464,12 +472,6 @@ impl Committer {
                 previous: write.previous,
             });
             let _ = write.reply.send(Ok(write.record));
-        }
-
-        if self.wal.len() >= self.options.segment_bytes
-            && let Err(error) = self.wal.rotate(revision + 1)
-        {
-            tracing::warn!(error = %error, "starting a new log segment failed");
         }
     }
 
