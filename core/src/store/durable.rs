@@ -6,9 +6,10 @@
 //! * a write is acknowledged only after its log entry reached the disk
 //!   (`fdatasync`); after a crash every acknowledged write is back, with its
 //!   revision, and no revision is handed out twice;
-//! * concurrent writes share one sync (group commit): one committer thread
-//!   takes every write queued while the previous sync ran, decides them in
-//!   order, appends them in one write and syncs once;
+//! * concurrent writes share one sync (group commit): a committer thread
+//!   decides writes in order as they come, and a log thread appends
+//!   everything decided while its previous sync ran in one write and syncs
+//!   once, so deciding overlaps syncing (see [`Committer`]);
 //! * readers never wait for the disk: `get` and `list` read the acknowledged
 //!   state under a read lock, and watchers read the [`WatchLog`];
 //! * on open, the newest snapshot is mapped in place and validated, then the
@@ -28,9 +29,9 @@
 //! through io_uring (the write and its `fdatasync` linked in one
 //! submission) when asked for and the kernel allows it, over zeros written
 //! ahead (the next segment is zeroed by a thread of its own); see
-//! [`WalWriter`]. Which one is used is
-//! decided at open ([`DurableOptions::wal_io`]) and logged, with whether the
-//! kernel allows io_uring.
+//! [`WalWriter`]. Which one is used is decided at open
+//! ([`DurableOptions::wal_io`]) and logged, with whether the kernel allows
+//! io_uring.
 //!
 //! [`close`]: DurableStore::close
 
@@ -141,13 +142,14 @@ struct State {
 /// Where a write's outcome goes.
 type Reply = oneshot::Sender<Result<Record, StoreError>>;
 
-/// Work for the committer thread.
+/// Work for the committer thread: from callers, and from the log thread
+/// about the work handed to it.
 enum Request {
     Write {
         key: Key,
         /// Encoded by the writer, so the committer only decides and copies.
         op: Prepared,
-        reply: oneshot::Sender<Result<Record, StoreError>>,
+        reply: Reply,
     },
     /// Writes a snapshot now and answers with its revision.
     Snapshot {
@@ -158,6 +160,31 @@ enum Request {
         snapshot: bool,
         reply: Option<oneshot::Sender<Result<(), StoreError>>>,
     },
+    /// From the log thread: a batch is on the disk, or the log failed.
+    Logged {
+        decided: Vec<Decided>,
+        outcome: Result<(), String>,
+    },
+    /// From the log thread: the log moved to a new segment after
+    /// `revision`, which a snapshot at `revision` may now cover.
+    Rotated {
+        revision: u64,
+        outcome: Result<(), String>,
+    },
+}
+
+/// Work for the log thread, in revision order.
+enum LogWork {
+    Batch(LogBatch),
+    /// Start a new segment at `next_revision`.
+    Rotate { next_revision: u64 },
+}
+
+/// Decided writes and their frames, the first at `first_revision`.
+struct LogBatch {
+    first_revision: u64,
+    frames: Vec<u8>,
+    decided: Vec<Decided>,
 }
 
 /// What recovery found, for the start-up log line.
@@ -217,12 +244,23 @@ impl DurableStore {
             failed: OnceLock::new(),
         });
         let (requests, receiver) = mpsc::channel();
+        let (to_log, log_work) = mpsc::channel();
+        let logged = requests.clone();
+        let log = std::thread::Builder::new()
+            .name("store-log".into())
+            .spawn(move || log_thread(wal, log_work, logged))
+            .expect("spawning the store log thread");
         let committer = Committer {
             shared: shared.clone(),
             dir: dir.to_owned(),
-            wal,
+            to_log: Some(to_log),
+            log: Some(log),
             options,
-            since_snapshot: recovered.replayed,
+            decided: recovered.revision,
+            pending: HashMap::new(),
+            in_flight: 0,
+            last_cut: recovered.revision - recovered.replayed,
+            rotating: None,
             background: None,
         };
         let handle = std::thread::Builder::new()
@@ -316,16 +354,47 @@ impl Store for DurableStore {
     }
 }
 
-/// The one thread that decides, logs and applies writes.
+/// The thread that decides writes and applies them once logged.
+///
+/// Writes go through two threads, so that deciding the next batch overlaps
+/// the sync of the one before: the committer decides a batch against the
+/// acknowledged state plus what it decided before (`pending`), encodes its
+/// frames and hands it to the log thread; the log thread writes and syncs
+/// everything handed to it since its last sync in one append, and hands the
+/// batches back; the committer then applies them to the state and the watch
+/// log and answers their writers. Only the committer changes the state.
 struct Committer {
     shared: Arc<Shared>,
     dir: PathBuf,
-    wal: WalWriter,
+    /// To the log thread; dropped to stop it.
+    to_log: Option<mpsc::Sender<LogWork>>,
+    log: Option<JoinHandle<()>>,
     options: DurableOptions,
-    /// Writes logged since the last snapshot.
-    since_snapshot: u64,
+    /// The revision of the latest decided write (acknowledged or not).
+    decided: u64,
+    /// Decided but not yet applied: each key's newest decided state and its
+    /// revision (`None`: deleted).
+    pending: HashMap<Key, (u64, Option<Record>)>,
+    /// Writes handed to the log thread and not yet back.
+    in_flight: usize,
+    /// The revision the last snapshot covers (or was asked to cover).
+    last_cut: u64,
+    /// A snapshot waits for the log to move to a new segment.
+    rotating: Option<Rotation>,
     /// The background snapshot in progress, if any.
     background: Option<JoinHandle<()>>,
+}
+
+/// Why the log is being moved to a new segment.
+#[derive(Default)]
+struct Rotation {
+    /// The log thread was asked to.
+    asked: bool,
+    /// Callers of `snapshot()` waiting for one.
+    waiting: Vec<oneshot::Sender<Result<u64, StoreError>>>,
+    /// Written in the committer (asked for, or the last one at close),
+    /// not in the background.
+    now: bool,
 }
 
 /// A write that passed its preconditions, waiting for the sync.
@@ -333,13 +402,21 @@ struct Decided {
     kind: EventType,
     record: Record,
     previous: Option<Record>,
-    reply: oneshot::Sender<Result<Record, StoreError>>,
+    reply: Reply,
+}
+
+/// How a close goes on once asked for.
+struct Closing {
+    snapshot: bool,
+    reply: Option<oneshot::Sender<Result<(), StoreError>>>,
+    /// The last snapshot was asked of the log thread.
+    snapshot_asked: bool,
+    result: Result<(), StoreError>,
 }
 
 impl Committer {
     fn run(mut self, requests: mpsc::Receiver<Request>) {
-        let mut close_reply = None;
-        let mut last_snapshot = true;
+        let mut closing: Option<Closing> = None;
         while let Ok(first) = requests.recv() {
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
@@ -349,50 +426,97 @@ impl Committer {
                 }
             }
             let mut writes = Vec::with_capacity(batch.len());
-            let mut snapshots = Vec::new();
-            let mut close = None;
             for request in batch {
                 match request {
-                    Request::Write { key, op, reply } => writes.push((key, op, reply)),
-                    Request::Snapshot { reply } => snapshots.push(reply),
-                    Request::Close { snapshot, reply } => close = Some((snapshot, reply)),
+                    Request::Write { key, op, reply } if closing.is_none() => {
+                        writes.push((key, op, reply));
+                    }
+                    Request::Write { reply, .. } => {
+                        let _ = reply.send(Err(stopped()));
+                    }
+                    Request::Logged { decided, outcome } => self.apply(decided, outcome),
+                    Request::Rotated { revision, outcome } => {
+                        let result = self.rotated(revision, outcome);
+                        if let Some(closing) = closing.as_mut().filter(|c| c.snapshot_asked) {
+                            closing.result = result;
+                        }
+                    }
+                    Request::Snapshot { reply } if closing.is_none() => {
+                        let rotation = self.rotating.get_or_insert_with(Rotation::default);
+                        rotation.waiting.push(reply);
+                        rotation.now = true;
+                    }
+                    Request::Snapshot { reply } => {
+                        let _ = reply.send(Err(stopped()));
+                    }
+                    Request::Close { snapshot, reply } if closing.is_none() => {
+                        closing = Some(Closing {
+                            snapshot,
+                            reply,
+                            snapshot_asked: false,
+                            result: Ok(()),
+                        });
+                    }
+                    Request::Close { reply, .. } => {
+                        if let Some(reply) = reply {
+                            let _ = reply.send(Ok(()));
+                        }
+                    }
                 }
             }
-            self.commit(writes);
-            for reply in snapshots {
-                let _ = reply.send(self.snapshot_now());
+            self.decide(writes);
+
+            if let Some(closing) = closing.as_mut() {
+                // Closed: leave a snapshot of every write before the close,
+                // for a fast start (after a rotation already under way).
+                let wanted = closing.snapshot && self.shared.failed.get().is_none();
+                if wanted
+                    && !closing.snapshot_asked
+                    && self.rotating.is_none()
+                    && self.decided > self.last_cut
+                {
+                    self.rotating = Some(Rotation {
+                        now: true,
+                        ..Rotation::default()
+                    });
+                    closing.snapshot_asked = true;
+                }
+            } else if self.decided - self.last_cut >= self.options.snapshot_every
+                && self.rotating.is_none()
+                && self.background.as_ref().is_none_or(|b| b.is_finished())
+            {
+                self.rotating = Some(Rotation::default());
             }
-            if let Some((snapshot, reply)) = close {
-                last_snapshot = snapshot;
-                close_reply = reply;
+            self.ask_rotation();
+            let idle = self.in_flight == 0 && self.rotating.is_none();
+            if closing.is_some() && idle {
                 break;
             }
-            self.maybe_snapshot_in_background();
         }
 
-        // Closed, or every handle dropped: leave a snapshot for a fast start.
-        let skip = !last_snapshot || self.shared.failed.get().is_some();
-        let result = if skip || self.since_snapshot == 0 {
-            self.wait_for_background();
-            Ok(())
-        } else {
-            self.snapshot_now().map(|_| ())
-        };
-        tracing::info!(revision = self.revision(), "store closed");
-        if let Some(reply) = close_reply {
+        // Stop the log thread; it ends once the work handed to it is done.
+        drop(self.to_log.take());
+        if let Some(log) = self.log.take() {
+            let _ = log.join();
+        }
+        self.wait_for_background();
+        let revision = self.shared.state.read().expect("store poisoned").revision;
+        tracing::info!(revision, "store closed");
+        if let Some(Closing {
+            reply: Some(reply),
+            result,
+            ..
+        }) = closing
+        {
             let _ = reply.send(result);
         }
         // Writes still queued are answered "unavailable" when their reply
         // senders drop with the receiver.
     }
 
-    fn revision(&self) -> u64 {
-        self.shared.state.read().expect("store poisoned").revision
-    }
-
-    /// Decides a batch against the acknowledged state plus the batch's own
-    /// earlier writes, logs and syncs it once, then publishes it.
-    fn commit(&mut self, writes: Vec<(Key, Prepared, Reply)>) {
+    /// Decides writes in order against the acknowledged state plus the
+    /// writes decided before, and hands them to the log thread.
+    fn decide(&mut self, writes: Vec<(Key, Prepared, Reply)>) {
         if writes.is_empty() {
             return;
         }
@@ -403,28 +527,26 @@ impl Committer {
             return;
         }
 
+        let first_revision = self.decided + 1;
         let mut decided = Vec::with_capacity(writes.len());
         let mut frames = Vec::new();
-        let (mut revision, first_revision);
         {
             let state = self.shared.state.read().expect("store poisoned");
-            revision = state.revision;
-            first_revision = revision + 1;
-            let mut overlay: HashMap<Key, Option<Record>> = HashMap::new();
             for (key, op, reply) in writes {
-                let current = match overlay.get(&key) {
-                    Some(pending) => pending.clone(),
+                let current = match self.pending.get(&key) {
+                    Some((_, pending)) => pending.clone(),
                     None => state.records.get(&key).cloned(),
                 };
-                match decide(&key, op, current.as_ref(), revision + 1) {
+                match decide(&key, op, current.as_ref(), self.decided + 1) {
                     Err(error) => {
                         let _ = reply.send(Err(error));
                     }
                     Ok((kind, record)) => {
-                        revision += 1;
+                        self.decided += 1;
                         let deleted = kind == EventType::Deleted;
                         wal::encode_frame(&log_entry(&record, deleted), &mut frames);
-                        overlay.insert(key, (!deleted).then(|| record.clone()));
+                        let after = (!deleted).then(|| record.clone());
+                        self.pending.insert(key, (self.decided, after));
                         decided.push(Decided {
                             kind,
                             record,
@@ -438,11 +560,31 @@ impl Committer {
         if decided.is_empty() {
             return;
         }
+        self.in_flight += decided.len();
+        self.to_log(LogWork::Batch(LogBatch {
+            first_revision,
+            frames,
+            decided,
+        }));
+    }
 
-        if let Err(error) = self.wal.append(&frames, first_revision) {
-            tracing::error!(error = %error, "writing the log failed; refusing writes from now on");
-            let reason = format!("the write-ahead log failed: {error}");
-            let _ = self.shared.failed.set(reason.clone());
+    fn to_log(&self, work: LogWork) {
+        if let Some(to_log) = &self.to_log {
+            // The log thread outlives the committer's loop: it only stops
+            // when `to_log` is dropped.
+            let _ = to_log.send(work);
+        }
+    }
+
+    /// Applies a batch the log thread is done with: on the disk, it goes to
+    /// the state and the watch log and its writers are answered; if the log
+    /// failed, its writers are refused, and so is every later write.
+    fn apply(&mut self, decided: Vec<Decided>, outcome: Result<(), String>) {
+        self.in_flight -= decided.len();
+        if let Err(reason) = outcome {
+            if self.shared.failed.set(reason.clone()).is_ok() {
+                tracing::error!(error = %reason, "writing the log failed; refusing writes from now on");
+            }
             for write in decided {
                 let _ = write
                     .reply
@@ -450,7 +592,9 @@ impl Committer {
             }
             return;
         }
-
+        let Some(last) = decided.last().map(|write| write.record.revision) else {
+            return;
+        };
         {
             let mut state = self.shared.state.write().expect("store poisoned");
             for write in &decided {
@@ -462,9 +606,10 @@ impl Committer {
                         .insert(write.record.key.clone(), write.record.clone());
                 }
             }
-            state.revision = revision;
+            state.revision = last;
         }
-        self.since_snapshot += decided.len() as u64;
+        // What the state now holds needs no overlay.
+        self.pending.retain(|_, (revision, _)| *revision > last);
         for write in decided {
             self.shared.log.append(Event {
                 kind: write.kind,
@@ -475,49 +620,54 @@ impl Committer {
         }
     }
 
-    /// Starts a background snapshot once enough writes were logged.
-    fn maybe_snapshot_in_background(&mut self) {
-        if self.since_snapshot < self.options.snapshot_every {
-            return;
-        }
-        if self.background.as_ref().is_some_and(|b| !b.is_finished()) {
-            return;
-        }
-        self.wait_for_background();
-        let Some((revision, records)) = self.cut_for_snapshot() else {
+    /// Asks the log thread to start a new segment after the writes decided
+    /// so far, if a snapshot wants one and none was asked for yet.
+    fn ask_rotation(&mut self) {
+        let Some(rotation) = self.rotating.as_mut().filter(|r| !r.asked) else {
             return;
         };
-        let dir = self.dir.clone();
-        self.background = Some(std::thread::spawn(move || {
-            if let Err(error) = write_and_prune(&dir, revision, &records) {
-                tracing::warn!(error = %error, revision, "writing a snapshot failed");
+        rotation.asked = true;
+        let next_revision = self.decided + 1;
+        self.to_log(LogWork::Rotate { next_revision });
+    }
+
+    /// The log moved to a segment after `revision`, and every write up to it
+    /// is applied: writes the snapshot at `revision`, in this thread if one
+    /// was asked for or the store closes, in the background otherwise.
+    fn rotated(&mut self, revision: u64, outcome: Result<(), String>) -> Result<(), StoreError> {
+        let rotation = self.rotating.take().unwrap_or_default();
+        self.last_cut = revision;
+        let result = match outcome {
+            Err(reason) => {
+                tracing::warn!(error = %reason, "starting a new log segment failed");
+                Err(StoreError::Unavailable(reason))
             }
-        }));
-    }
-
-    /// Writes a snapshot in this thread; the committer waits for it.
-    fn snapshot_now(&mut self) -> Result<u64, StoreError> {
-        self.wait_for_background();
-        let Some((revision, records)) = self.cut_for_snapshot() else {
-            return Err(StoreError::Unavailable(
-                "starting a new log segment failed".into(),
-            ));
+            Ok(()) => {
+                let records: Vec<Record> = {
+                    let state = self.shared.state.read().expect("store poisoned");
+                    debug_assert_eq!(state.revision, revision);
+                    state.records.values().cloned().collect()
+                };
+                self.wait_for_background();
+                if rotation.now {
+                    write_and_prune(&self.dir, revision, &records).map_err(|e| {
+                        StoreError::Unavailable(format!("writing a snapshot failed: {e}"))
+                    })
+                } else {
+                    let dir = self.dir.clone();
+                    self.background = Some(std::thread::spawn(move || {
+                        if let Err(error) = write_and_prune(&dir, revision, &records) {
+                            tracing::warn!(error = %error, revision, "writing a snapshot failed");
+                        }
+                    }));
+                    Ok(())
+                }
+            }
         };
-        write_and_prune(&self.dir, revision, &records)
-            .map(|_| revision)
-            .map_err(|e| StoreError::Unavailable(format!("writing a snapshot failed: {e}")))
-    }
-
-    /// Starts a new log segment after the current revision and takes the
-    /// records the snapshot will hold (shared, not copied).
-    fn cut_for_snapshot(&mut self) -> Option<(u64, Vec<Record>)> {
-        let state = self.shared.state.read().expect("store poisoned");
-        if let Err(error) = self.wal.rotate(state.revision + 1) {
-            tracing::warn!(error = %error, "starting a new log segment failed");
-            return None;
+        for reply in rotation.waiting {
+            let _ = reply.send(result.clone().map(|()| revision));
         }
-        self.since_snapshot = 0;
-        Some((state.revision, state.records.values().cloned().collect()))
+        result
     }
 
     fn wait_for_background(&mut self) {
@@ -525,6 +675,68 @@ impl Committer {
             let _ = handle.join();
         }
     }
+}
+
+/// The log thread: appends and syncs what the committer hands it, as much
+/// of it at once as has queued up, and hands it back. After a failed
+/// append it writes nothing more and hands everything back refused.
+fn log_thread(mut wal: WalWriter, work: mpsc::Receiver<LogWork>, done: mpsc::Sender<Request>) {
+    let mut failed: Option<String> = None;
+    let mut next = work.recv().ok();
+    while let Some(first) = next.take() {
+        let mut queued = Vec::new();
+        let rotate = match first {
+            LogWork::Rotate { next_revision } => Some(next_revision),
+            LogWork::Batch(batch) => {
+                queued.push(batch);
+                // Whatever else is queued goes in the same append, up to a
+                // rotation, which comes after it.
+                loop {
+                    match work.try_recv() {
+                        Ok(LogWork::Batch(batch)) => queued.push(batch),
+                        Ok(LogWork::Rotate { next_revision }) => break Some(next_revision),
+                        Err(_) => break None,
+                    }
+                }
+            }
+        };
+        if !queued.is_empty() {
+            let outcome = match &failed {
+                Some(reason) => Err(reason.clone()),
+                None => append_all(&mut wal, &queued),
+            };
+            if let Err(reason) = &outcome {
+                failed.get_or_insert_with(|| reason.clone());
+            }
+            let decided = queued.into_iter().flat_map(|batch| batch.decided).collect();
+            let _ = done.send(Request::Logged { decided, outcome });
+        }
+        if let Some(next_revision) = rotate {
+            let outcome = match &failed {
+                Some(reason) => Err(reason.clone()),
+                None => wal.rotate(next_revision).map_err(|e| e.to_string()),
+            };
+            let revision = next_revision - 1;
+            let _ = done.send(Request::Rotated { revision, outcome });
+        }
+        next = work.recv().ok();
+    }
+}
+
+/// Appends the frames of `batches` (consecutive, in revision order) in one
+/// write and one sync.
+fn append_all(wal: &mut WalWriter, batches: &[LogBatch]) -> Result<(), String> {
+    let joined;
+    let frames = match batches {
+        [] => return Ok(()),
+        [only] => &only.frames,
+        _ => {
+            joined = batches.iter().flat_map(|b| b.frames.iter().copied()).collect::<Vec<u8>>();
+            &joined
+        }
+    };
+    wal.append(frames, batches[0].first_revision)
+        .map_err(|error| format!("the write-ahead log failed: {error}"))
 }
 
 fn log_entry(record: &Record, deleted: bool) -> WalEntry {

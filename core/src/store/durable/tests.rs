@@ -245,3 +245,84 @@ async fn a_watch_from_before_a_restart_is_expired() {
     let batch = cursor.next_batch().await.unwrap();
     assert_eq!(batch[0].record.revision, revision + 1);
 }
+
+/// Writes issued back to back, each decided while the ones before it may
+/// still be on their way to the disk, see those writes as if they were
+/// done: the outcomes are those of running them one at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_are_decided_against_the_writes_not_yet_synced_before_them() {
+    let dir = TestDir::new("durable-pipelined");
+    let store = Arc::new(DurableStore::open_with(dir.path(), quiet()).unwrap());
+    let mut tasks = Vec::new();
+    for task in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for round in 0..40 {
+                let name = format!("t{task}-{round}");
+                let k = || key(&name);
+                let update = |expected| WriteOp::Update {
+                    expected,
+                    object: pod(&name, 1),
+                };
+                // Sent in this order before any is awaited.
+                let created = store.write(k(), WriteOp::Create(pod(&name, 0)));
+                let again = store.write(k(), WriteOp::Create(pod(&name, 0)));
+                let blind = store.write(k(), update(None));
+                let stale = store.write(k(), update(Some(1)));
+                let deleted = store.write(k(), WriteOp::Delete { expected: None });
+                let gone = store.write(k(), update(None));
+                let recreated = store.write(k(), WriteOp::Create(pod(&name, 2)));
+
+                let created = created.await.unwrap().revision;
+                assert!(matches!(again.await, Err(StoreError::AlreadyExists(_))));
+                let blind = blind.await.unwrap().revision;
+                assert!(blind > created);
+                match stale.await {
+                    Err(StoreError::Conflict { current, .. }) => assert_eq!(current, blind),
+                    other => panic!("a stale update gave {other:?}"),
+                }
+                assert!(deleted.await.unwrap().revision > blind);
+                assert!(matches!(gone.await, Err(StoreError::NotFound(_))));
+                recreated.await.unwrap();
+            }
+        }));
+    }
+    // Compare-and-swap increments of one counter from every task: each
+    // success saw the one before it, acknowledged or not.
+    store
+        .write(key("counter"), WriteOp::Create(pod("counter", 0)))
+        .await
+        .unwrap();
+    for _ in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0;
+            while done < 25 {
+                let current = store.get(&key("counter")).unwrap();
+                let n = current.object()["spec"]["n"].as_u64().unwrap();
+                let op = WriteOp::Update {
+                    expected: Some(current.revision),
+                    object: pod("counter", n + 1),
+                };
+                match store.write(key("counter"), op).await {
+                    Ok(_) => done += 1,
+                    Err(StoreError::Conflict { .. }) => {}
+                    Err(other) => panic!("{other}"),
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let counter = store.get(&key("counter")).unwrap().object();
+    assert_eq!(counter["spec"]["n"], 200);
+    let before = all_pods(&store);
+    assert_eq!(before.len(), 8 * 40 + 1);
+
+    // The log holds the same outcomes.
+    store.stop_without_snapshot().await;
+    drop(store);
+    let store = DurableStore::open_with(dir.path(), quiet()).unwrap();
+    assert_eq!(all_pods(&store), before);
+}
