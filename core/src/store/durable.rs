@@ -38,6 +38,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::thread::JoinHandle;
 
@@ -130,6 +131,10 @@ struct Shared {
     log: Arc<WatchLog>,
     /// Why writes are refused, once the log failed.
     failed: OnceLock<String>,
+    /// The revision of the latest write applied to `state` (`state.revision`
+    /// without the lock), for the committer to drop what it need not
+    /// overlay any more.
+    applied: AtomicU64,
 }
 
 /// The acknowledged state.
@@ -160,17 +165,9 @@ enum Request {
         snapshot: bool,
         reply: Option<oneshot::Sender<Result<(), StoreError>>>,
     },
-    /// From the log thread: a batch is on the disk, or the log failed.
-    Logged {
-        decided: Vec<Decided>,
-        outcome: Result<(), String>,
-    },
-    /// From the log thread: the log moved to a new segment after
-    /// `revision`, which a snapshot at `revision` may now cover.
-    Rotated {
-        revision: u64,
-        outcome: Result<(), String>,
-    },
+    /// From the log thread: the log moved to a new segment, and the
+    /// records a snapshot at the revision before it holds.
+    Rotated { cut: Result<Cut, String> },
 }
 
 /// Work for the log thread, in revision order.
@@ -242,13 +239,15 @@ impl DurableStore {
                 revision: recovered.revision,
             }),
             failed: OnceLock::new(),
+            applied: AtomicU64::new(recovered.revision),
         });
         let (requests, receiver) = mpsc::channel();
         let (to_log, log_work) = mpsc::channel();
         let logged = requests.clone();
+        let log_shared = shared.clone();
         let log = std::thread::Builder::new()
             .name("store-log".into())
-            .spawn(move || log_thread(wal, log_work, logged))
+            .spawn(move || log_thread(wal, log_shared, log_work, logged))
             .expect("spawning the store log thread");
         let committer = Committer {
             shared: shared.clone(),
@@ -258,7 +257,6 @@ impl DurableStore {
             options,
             decided: recovered.revision,
             pending: HashMap::new(),
-            in_flight: 0,
             last_cut: recovered.revision - recovered.replayed,
             rotating: None,
             background: None,
@@ -354,15 +352,16 @@ impl Store for DurableStore {
     }
 }
 
-/// The thread that decides writes and applies them once logged.
+/// The thread that decides writes, in order, as they come.
 ///
-/// Writes go through two threads, so that deciding the next batch overlaps
-/// the sync of the one before: the committer decides a batch against the
-/// acknowledged state plus what it decided before (`pending`), encodes its
-/// frames and hands it to the log thread; the log thread writes and syncs
-/// everything handed to it since its last sync in one append, and hands the
-/// batches back; the committer then applies them to the state and the watch
-/// log and answers their writers. Only the committer changes the state.
+/// Writes go through two threads, so that deciding the next writes overlaps
+/// the sync of the ones before: the committer decides each write against
+/// the applied state plus the writes it decided before that are not applied
+/// yet (`pending`), encodes its log frame and hands it to the log thread;
+/// the log thread appends everything handed to it during its last sync in
+/// one write, syncs once, then applies those writes to the state and the
+/// watch log and answers their writers. Only the log thread changes the
+/// state; snapshots are cut there too, between two appends.
 struct Committer {
     shared: Arc<Shared>,
     dir: PathBuf,
@@ -372,11 +371,9 @@ struct Committer {
     options: DurableOptions,
     /// The revision of the latest decided write (acknowledged or not).
     decided: u64,
-    /// Decided but not yet applied: each key's newest decided state and its
-    /// revision (`None`: deleted).
+    /// Decided but maybe not applied yet: each key's newest decided state
+    /// and its revision (`None`: deleted).
     pending: HashMap<Key, (u64, Option<Record>)>,
-    /// Writes handed to the log thread and not yet back.
-    in_flight: usize,
     /// The revision the last snapshot covers (or was asked to cover).
     last_cut: u64,
     /// A snapshot waits for the log to move to a new segment.
@@ -434,9 +431,8 @@ impl Committer {
                     Request::Write { reply, .. } => {
                         let _ = reply.send(Err(stopped()));
                     }
-                    Request::Logged { decided, outcome } => self.apply(decided, outcome),
-                    Request::Rotated { revision, outcome } => {
-                        let result = self.rotated(revision, outcome);
+                    Request::Rotated { cut } => {
+                        let result = self.rotated(cut);
                         if let Some(closing) = closing.as_mut().filter(|c| c.snapshot_asked) {
                             closing.result = result;
                         }
@@ -488,13 +484,13 @@ impl Committer {
                 self.rotating = Some(Rotation::default());
             }
             self.ask_rotation();
-            let idle = self.in_flight == 0 && self.rotating.is_none();
-            if closing.is_some() && idle {
+            if closing.is_some() && self.rotating.is_none() {
                 break;
             }
         }
 
-        // Stop the log thread; it ends once the work handed to it is done.
+        // The log thread stops once the writes handed to it are logged,
+        // applied and answered.
         drop(self.to_log.take());
         if let Some(log) = self.log.take() {
             let _ = log.join();
@@ -514,8 +510,8 @@ impl Committer {
         // senders drop with the receiver.
     }
 
-    /// Decides writes in order against the acknowledged state plus the
-    /// writes decided before, and hands them to the log thread.
+    /// Decides writes in order against the applied state plus the writes
+    /// decided before, and hands them to the log thread.
     fn decide(&mut self, writes: Vec<(Key, Prepared, Reply)>) {
         if writes.is_empty() {
             return;
@@ -526,6 +522,9 @@ impl Committer {
             }
             return;
         }
+        // What the state holds needs no overlay.
+        let applied = self.shared.applied.load(Ordering::Acquire);
+        self.pending.retain(|_, (revision, _)| *revision > applied);
 
         let first_revision = self.decided + 1;
         let mut decided = Vec::with_capacity(writes.len());
@@ -560,7 +559,6 @@ impl Committer {
         if decided.is_empty() {
             return;
         }
-        self.in_flight += decided.len();
         self.to_log(LogWork::Batch(LogBatch {
             first_revision,
             frames,
@@ -576,50 +574,6 @@ impl Committer {
         }
     }
 
-    /// Applies a batch the log thread is done with: on the disk, it goes to
-    /// the state and the watch log and its writers are answered; if the log
-    /// failed, its writers are refused, and so is every later write.
-    fn apply(&mut self, decided: Vec<Decided>, outcome: Result<(), String>) {
-        self.in_flight -= decided.len();
-        if let Err(reason) = outcome {
-            if self.shared.failed.set(reason.clone()).is_ok() {
-                tracing::error!(error = %reason, "writing the log failed; refusing writes from now on");
-            }
-            for write in decided {
-                let _ = write
-                    .reply
-                    .send(Err(StoreError::Unavailable(reason.clone())));
-            }
-            return;
-        }
-        let Some(last) = decided.last().map(|write| write.record.revision) else {
-            return;
-        };
-        {
-            let mut state = self.shared.state.write().expect("store poisoned");
-            for write in &decided {
-                if write.kind == EventType::Deleted {
-                    state.records.remove(&write.record.key);
-                } else {
-                    state
-                        .records
-                        .insert(write.record.key.clone(), write.record.clone());
-                }
-            }
-            state.revision = last;
-        }
-        // What the state now holds needs no overlay.
-        self.pending.retain(|_, (revision, _)| *revision > last);
-        for write in decided {
-            self.shared.log.append(Event {
-                kind: write.kind,
-                record: write.record.clone(),
-                previous: write.previous,
-            });
-            let _ = write.reply.send(Ok(write.record));
-        }
-    }
-
     /// Asks the log thread to start a new segment after the writes decided
     /// so far, if a snapshot wants one and none was asked for yet.
     fn ask_rotation(&mut self) {
@@ -631,28 +585,25 @@ impl Committer {
         self.to_log(LogWork::Rotate { next_revision });
     }
 
-    /// The log moved to a segment after `revision`, and every write up to it
-    /// is applied: writes the snapshot at `revision`, in this thread if one
+    /// The log moved to a new segment after the cut's revision, and every
+    /// write up to it is applied: writes the snapshot, in this thread if one
     /// was asked for or the store closes, in the background otherwise.
-    fn rotated(&mut self, revision: u64, outcome: Result<(), String>) -> Result<(), StoreError> {
+    fn rotated(&mut self, cut: Result<Cut, String>) -> Result<(), StoreError> {
         let rotation = self.rotating.take().unwrap_or_default();
-        self.last_cut = revision;
-        let result = match outcome {
+        let result = match cut {
             Err(reason) => {
                 tracing::warn!(error = %reason, "starting a new log segment failed");
                 Err(StoreError::Unavailable(reason))
             }
-            Ok(()) => {
-                let records: Vec<Record> = {
-                    let state = self.shared.state.read().expect("store poisoned");
-                    debug_assert_eq!(state.revision, revision);
-                    state.records.values().cloned().collect()
-                };
+            Ok(Cut { revision, records }) => {
+                self.last_cut = revision;
                 self.wait_for_background();
                 if rotation.now {
-                    write_and_prune(&self.dir, revision, &records).map_err(|e| {
-                        StoreError::Unavailable(format!("writing a snapshot failed: {e}"))
-                    })
+                    write_and_prune(&self.dir, revision, &records)
+                        .map(|()| revision)
+                        .map_err(|e| {
+                            StoreError::Unavailable(format!("writing a snapshot failed: {e}"))
+                        })
                 } else {
                     let dir = self.dir.clone();
                     self.background = Some(std::thread::spawn(move || {
@@ -660,14 +611,14 @@ impl Committer {
                             tracing::warn!(error = %error, revision, "writing a snapshot failed");
                         }
                     }));
-                    Ok(())
+                    Ok(revision)
                 }
             }
         };
         for reply in rotation.waiting {
-            let _ = reply.send(result.clone().map(|()| revision));
+            let _ = reply.send(result.clone());
         }
-        result
+        result.map(|_| ())
     }
 
     fn wait_for_background(&mut self) {
@@ -677,11 +628,23 @@ impl Committer {
     }
 }
 
+/// The records a snapshot at `revision` holds, taken by the log thread
+/// right after it moved the log to a segment starting after `revision`.
+struct Cut {
+    revision: u64,
+    records: Vec<Record>,
+}
+
 /// The log thread: appends and syncs what the committer hands it, as much
-/// of it at once as has queued up, and hands it back. After a failed
-/// append it writes nothing more and hands everything back refused.
-fn log_thread(mut wal: WalWriter, work: mpsc::Receiver<LogWork>, done: mpsc::Sender<Request>) {
-    let mut failed: Option<String> = None;
+/// of it at once as has queued up, then applies it and answers its
+/// writers. After a failed append it writes nothing more and refuses
+/// everything handed to it.
+fn log_thread(
+    mut wal: WalWriter,
+    shared: Arc<Shared>,
+    work: mpsc::Receiver<LogWork>,
+    done: mpsc::Sender<Request>,
+) {
     let mut next = work.recv().ok();
     while let Some(first) = next.take() {
         let mut queued = Vec::new();
@@ -701,23 +664,25 @@ fn log_thread(mut wal: WalWriter, work: mpsc::Receiver<LogWork>, done: mpsc::Sen
             }
         };
         if !queued.is_empty() {
-            let outcome = match &failed {
+            let outcome = match shared.failed.get() {
                 Some(reason) => Err(reason.clone()),
                 None => append_all(&mut wal, &queued),
             };
-            if let Err(reason) = &outcome {
-                failed.get_or_insert_with(|| reason.clone());
-            }
-            let decided = queued.into_iter().flat_map(|batch| batch.decided).collect();
-            let _ = done.send(Request::Logged { decided, outcome });
+            apply(&shared, queued, outcome);
         }
         if let Some(next_revision) = rotate {
-            let outcome = match &failed {
+            let cut = match shared.failed.get() {
                 Some(reason) => Err(reason.clone()),
                 None => wal.rotate(next_revision).map_err(|e| e.to_string()),
-            };
-            let revision = next_revision - 1;
-            let _ = done.send(Request::Rotated { revision, outcome });
+            }
+            .map(|()| {
+                let state = shared.state.read().expect("store poisoned");
+                Cut {
+                    revision: state.revision,
+                    records: state.records.values().cloned().collect(),
+                }
+            });
+            let _ = done.send(Request::Rotated { cut });
         }
         next = work.recv().ok();
     }
@@ -737,6 +702,50 @@ fn append_all(wal: &mut WalWriter, batches: &[LogBatch]) -> Result<(), String> {
     };
     wal.append(frames, batches[0].first_revision)
         .map_err(|error| format!("the write-ahead log failed: {error}"))
+}
+
+/// Applies batches the log is done with: on the disk, they go to the state
+/// and the watch log and their writers are answered; if the log failed,
+/// their writers are refused, and so is every later write.
+fn apply(shared: &Shared, batches: Vec<LogBatch>, outcome: Result<(), String>) {
+    let decided = batches.into_iter().flat_map(|batch| batch.decided);
+    if let Err(reason) = outcome {
+        if shared.failed.set(reason.clone()).is_ok() {
+            tracing::error!(error = %reason, "writing the log failed; refusing writes from now on");
+        }
+        for write in decided {
+            let _ = write
+                .reply
+                .send(Err(StoreError::Unavailable(reason.clone())));
+        }
+        return;
+    }
+    let decided: Vec<Decided> = decided.collect();
+    let Some(last) = decided.last().map(|write| write.record.revision) else {
+        return;
+    };
+    {
+        let mut state = shared.state.write().expect("store poisoned");
+        for write in &decided {
+            if write.kind == EventType::Deleted {
+                state.records.remove(&write.record.key);
+            } else {
+                state
+                    .records
+                    .insert(write.record.key.clone(), write.record.clone());
+            }
+        }
+        state.revision = last;
+    }
+    shared.applied.store(last, Ordering::Release);
+    for write in decided {
+        shared.log.append(Event {
+            kind: write.kind,
+            record: write.record.clone(),
+            previous: write.previous,
+        });
+        let _ = write.reply.send(Ok(write.record));
+    }
 }
 
 fn log_entry(record: &Record, deleted: bool) -> WalEntry {
