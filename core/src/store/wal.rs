@@ -351,7 +351,7 @@ impl WalWriter {
         let fits = self.len + frames.len() as u64 <= self.allocated;
         let ready = self.next.as_ref().is_some_and(|next| next.is_finished());
         if !fits && ready && self.len > 0 {
-            self.rotate(first_revision)?;
+            self.start_segment(first_revision, true)?;
         }
         let end = self.len + frames.len() as u64;
         if end > self.allocated {
@@ -386,14 +386,23 @@ impl WalWriter {
         Ok(())
     }
 
-    /// Starts a new segment whose first entry will be `next_revision`: the
-    /// prepared one if it is ready, a fresh empty one otherwise (a
-    /// preparation still running is left to finish for the next turn).
+    /// Starts a new, empty segment whose first entry will be `next_revision`
+    /// (for a snapshot to cover the ones before). A segment prepared ahead
+    /// is kept for when a batch no longer fits: a tail of zeros would cost
+    /// the next start a scan of them.
     pub fn rotate(&mut self, next_revision: u64) -> Result<(), WalError> {
+        self.start_segment(next_revision, false)
+    }
+
+    /// Starts the segment whose first entry will be `next_revision`: the
+    /// prepared one if asked for and ready, a fresh empty one otherwise (a
+    /// preparation still running is left to finish for the next turn).
+    fn start_segment(&mut self, next_revision: u64, prepared: bool) -> Result<(), WalError> {
         if next_revision == self.start {
             return Ok(());
         }
-        let prepared = match self.next.take_if(|next| next.is_finished()) {
+        let ready = prepared.then(|| self.next.take_if(|next| next.is_finished()));
+        let prepared = match ready.flatten() {
             Some(next) => match next.join() {
                 Ok(Ok(file)) => Some(file),
                 Ok(Err(error)) => {
@@ -428,6 +437,16 @@ impl WalWriter {
     #[cfg(test)]
     pub fn len(&self) -> u64 {
         self.len
+    }
+}
+
+impl Drop for WalWriter {
+    /// Removes the segment prepared ahead, unused (after its zeroing ends).
+    fn drop(&mut self) {
+        if let Some(next) = self.next.take() {
+            let _ = next.join();
+            let _ = std::fs::remove_file(self.dir.join(NEXT_SEGMENT));
+        }
     }
 }
 
@@ -639,6 +658,18 @@ mod tests {
         assert_eq!(seen, (2..revision).collect::<Vec<_>>());
         // A prepared segment was zeroed to its full size before use.
         assert_eq!(std::fs::metadata(&segments[1].1).unwrap().len(), 4096);
+
+        // A rotation for a snapshot starts an empty segment, not a prepared
+        // one (the next start would scan its zeros); dropping the writer
+        // removes the prepared one.
+        while writer.next.as_ref().is_some_and(|next| !next.is_finished()) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        writer.rotate(revision).unwrap();
+        let tail = segment_path(dir.path(), revision);
+        assert_eq!(std::fs::metadata(&tail).unwrap().len(), 0);
+        drop(writer);
+        assert!(!dir.path().join(NEXT_SEGMENT).exists());
     }
 
     #[test]
