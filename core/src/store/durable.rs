@@ -38,7 +38,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::thread::JoinHandle;
 
@@ -54,9 +54,6 @@ use super::{
     Event, EventType, Key, Prefix, Prepared, Record, Snapshot, Store, StoreError, WatchCursor,
     WatchLog, WriteOp, decide,
 };
-
-/// The most writes decided and synced together.
-const MAX_BATCH: usize = 4096;
 
 /// Tuning of a [`DurableStore`].
 #[derive(Clone, Debug)]
@@ -119,22 +116,28 @@ pub enum OpenError {
 /// A store whose writes survive restarts; see the module docs.
 pub struct DurableStore {
     shared: Arc<Shared>,
+    /// Decides writes, in the writers' threads, one at a time.
+    decider: Arc<Mutex<Decider>>,
+    /// To the snapshot thread.
     requests: mpsc::Sender<Request>,
-    committer: Mutex<Option<JoinHandle<()>>>,
+    snapshots: Mutex<Option<JoinHandle<()>>>,
     /// Held for the store's life; released when it is dropped.
     _lock: DataDirLock,
 }
 
-/// What the committer and the readers share.
+/// What the writers, the log thread, the snapshot thread and the readers
+/// share.
 struct Shared {
     state: RwLock<State>,
     log: Arc<WatchLog>,
     /// Why writes are refused, once the log failed.
     failed: OnceLock<String>,
     /// The revision of the latest write applied to `state` (`state.revision`
-    /// without the lock), for the committer to drop what it need not
-    /// overlay any more.
+    /// without the lock), for the decider to drop what it need not overlay
+    /// any more.
     applied: AtomicU64,
+    /// A periodic snapshot is under way (asked for, not yet written).
+    snapshotting: AtomicBool,
 }
 
 /// The acknowledged state.
@@ -147,19 +150,13 @@ struct State {
 /// Where a write's outcome goes.
 type Reply = oneshot::Sender<Result<Record, StoreError>>;
 
-/// Work for the committer thread: from callers, and from the log thread
-/// about the work handed to it.
+/// Where a snapshot's revision goes.
+type SnapshotReply = oneshot::Sender<Result<u64, StoreError>>;
+
+/// Work for the snapshot thread: from callers, and from the log thread.
 enum Request {
-    Write {
-        key: Key,
-        /// Encoded by the writer, so the committer only decides and copies.
-        op: Prepared,
-        reply: Reply,
-    },
     /// Writes a snapshot now and answers with its revision.
-    Snapshot {
-        reply: oneshot::Sender<Result<u64, StoreError>>,
-    },
+    Snapshot { reply: SnapshotReply },
     /// Stops, after writing a last snapshot if `snapshot` is set.
     Close {
         snapshot: bool,
@@ -167,21 +164,35 @@ enum Request {
     },
     /// From the log thread: the log moved to a new segment, and the
     /// records a snapshot at the revision before it holds.
-    Rotated { cut: Result<Cut, String> },
+    Rotated {
+        cut: Result<Cut, String>,
+        why: Rotation,
+    },
 }
 
 /// Work for the log thread, in revision order.
 enum LogWork {
-    Batch(LogBatch),
-    /// Start a new segment at `next_revision`.
-    Rotate { next_revision: u64 },
+    Write(LogWrite),
+    /// Start a new segment at `next_revision`, then cut a snapshot there.
+    Rotate { next_revision: u64, why: Rotation },
 }
 
-/// Decided writes and their frames, the first at `first_revision`.
-struct LogBatch {
-    first_revision: u64,
-    frames: Vec<u8>,
-    decided: Vec<Decided>,
+/// A decided write and its log frame, or one refused: its writer is
+/// answered after the writes decided before it are applied, so that what
+/// it conflicted with can be read when it hears of it.
+enum LogWrite {
+    Logged { frame: Vec<u8>, decided: Decided },
+    Refused { error: StoreError, reply: Reply },
+}
+
+/// Why a snapshot is cut.
+enum Rotation {
+    /// Enough writes since the last one: written in the background.
+    Periodic,
+    /// Asked for: written in the snapshot thread, and answered.
+    Asked(SnapshotReply),
+    /// The last one before the store closes.
+    Close,
 }
 
 /// What recovery found, for the start-up log line.
@@ -240,35 +251,39 @@ impl DurableStore {
             }),
             failed: OnceLock::new(),
             applied: AtomicU64::new(recovered.revision),
+            snapshotting: AtomicBool::new(false),
         });
         let (requests, receiver) = mpsc::channel();
         let (to_log, log_work) = mpsc::channel();
-        let logged = requests.clone();
-        let log_shared = shared.clone();
+        let (log_shared, rotated) = (shared.clone(), requests.clone());
         let log = std::thread::Builder::new()
             .name("store-log".into())
-            .spawn(move || log_thread(wal, log_shared, log_work, logged))
+            .spawn(move || log_thread(wal, log_shared, log_work, rotated))
             .expect("spawning the store log thread");
-        let committer = Committer {
-            shared: shared.clone(),
-            dir: dir.to_owned(),
+        let decider = Arc::new(Mutex::new(Decider {
             to_log: Some(to_log),
-            log: Some(log),
-            options,
             decided: recovered.revision,
             pending: HashMap::new(),
+            prune_at: PRUNE_AT,
             last_cut: recovered.revision - recovered.replayed,
-            rotating: None,
+            snapshot_every: options.snapshot_every,
+        }));
+        let snapshotter = Snapshotter {
+            shared: shared.clone(),
+            decider: decider.clone(),
+            dir: dir.to_owned(),
+            log: Some(log),
             background: None,
         };
         let handle = std::thread::Builder::new()
-            .name("store-committer".into())
-            .spawn(move || committer.run(receiver))
-            .expect("spawning the store committer thread");
+            .name("store-snapshots".into())
+            .spawn(move || snapshotter.run(receiver))
+            .expect("spawning the store snapshot thread");
         Ok(DurableStore {
             shared,
+            decider,
             requests,
-            committer: Mutex::new(Some(handle)),
+            snapshots: Mutex::new(Some(handle)),
             _lock: lock,
         })
     }
@@ -292,7 +307,7 @@ impl DurableStore {
             return Ok(());
         }
         let result = answer.await.unwrap_or(Ok(()));
-        let handle = self.committer.lock().expect("committer handle").take();
+        let handle = self.snapshots.lock().expect("snapshot thread handle").take();
         if let Some(handle) = handle {
             let _ = handle.join();
         }
@@ -310,7 +325,7 @@ fn stopped() -> StoreError {
 
 impl Drop for DurableStore {
     fn drop(&mut self) {
-        let handle = self.committer.lock().map(|mut h| h.take()).unwrap_or(None);
+        let handle = self.snapshots.lock().map(|mut h| h.take()).unwrap_or(None);
         if let Some(handle) = handle {
             let close = Request::Close {
                 snapshot: true,
@@ -340,11 +355,11 @@ impl Store for DurableStore {
     fn write(&self, key: Key, op: WriteOp) -> BoxFuture<'_, Result<Record, StoreError>> {
         let (reply, answer) = oneshot::channel();
         let op = Prepared::new(&key, op);
-        let sent = self.send(Request::Write { key, op, reply });
-        Box::pin(async move {
-            sent?;
-            answer.await.unwrap_or_else(|_| Err(stopped()))
-        })
+        self.decider
+            .lock()
+            .expect("store poisoned")
+            .write(&self.shared, key, op, reply);
+        Box::pin(async move { answer.await.unwrap_or_else(|_| Err(stopped())) })
     }
 
     fn watch(&self, after: u64) -> Result<WatchCursor, StoreError> {
@@ -352,47 +367,35 @@ impl Store for DurableStore {
     }
 }
 
-/// The thread that decides writes, in order, as they come.
+/// Decides writes in order, in the writers' threads, under a lock.
 ///
-/// Writes go through two threads, so that deciding the next writes overlaps
-/// the sync of the ones before: the committer decides each write against
-/// the applied state plus the writes it decided before that are not applied
-/// yet (`pending`), encodes its log frame and hands it to the log thread;
-/// the log thread appends everything handed to it during its last sync in
-/// one write, syncs once, then applies those writes to the state and the
-/// watch log and answers their writers. Only the log thread changes the
-/// state; snapshots are cut there too, between two appends.
-struct Committer {
-    shared: Arc<Shared>,
-    dir: PathBuf,
-    /// To the log thread; dropped to stop it.
+/// Writes go through two steps, so that deciding the next writes overlaps
+/// the sync of the ones before: the decider checks each write against the
+/// applied state plus the writes it decided before that are not applied
+/// yet (`pending`), gives it the next revision, encodes its log frame and
+/// hands it to the log thread; the log thread appends everything handed
+/// to it during its last sync in one write, syncs once, then applies those
+/// writes to the state and the watch log and answers their writers. Only
+/// the log thread changes the state; snapshots are cut there too, between
+/// two appends, and written by the snapshot thread.
+struct Decider {
+    /// To the log thread; `None` once the store is closing.
     to_log: Option<mpsc::Sender<LogWork>>,
-    log: Option<JoinHandle<()>>,
-    options: DurableOptions,
     /// The revision of the latest decided write (acknowledged or not).
     decided: u64,
     /// Decided but maybe not applied yet: each key's newest decided state
     /// and its revision (`None`: deleted).
     pending: HashMap<Key, (u64, Option<Record>)>,
+    /// `pending` is pruned when it reaches this size.
+    prune_at: usize,
     /// The revision the last snapshot covers (or was asked to cover).
     last_cut: u64,
-    /// A snapshot waits for the log to move to a new segment.
-    rotating: Option<Rotation>,
-    /// The background snapshot in progress, if any.
-    background: Option<JoinHandle<()>>,
+    snapshot_every: u64,
 }
 
-/// Why the log is being moved to a new segment.
-#[derive(Default)]
-struct Rotation {
-    /// The log thread was asked to.
-    asked: bool,
-    /// Callers of `snapshot()` waiting for one.
-    waiting: Vec<oneshot::Sender<Result<u64, StoreError>>>,
-    /// Written in the committer (asked for, or the last one at close),
-    /// not in the background.
-    now: bool,
-}
+/// `pending` is pruned of applied writes once it holds this many keys
+/// (and then again at twice what is left).
+const PRUNE_AT: usize = 256;
 
 /// A write that passed its preconditions, waiting for the sync.
 struct Decided {
@@ -402,221 +405,183 @@ struct Decided {
     reply: Reply,
 }
 
-/// How a close goes on once asked for.
-struct Closing {
-    snapshot: bool,
-    reply: Option<oneshot::Sender<Result<(), StoreError>>>,
-    /// The last snapshot was asked of the log thread.
-    snapshot_asked: bool,
-    result: Result<(), StoreError>,
-}
-
-impl Committer {
-    fn run(mut self, requests: mpsc::Receiver<Request>) {
-        let mut closing: Option<Closing> = None;
-        while let Ok(first) = requests.recv() {
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match requests.try_recv() {
-                    Ok(request) => batch.push(request),
-                    Err(_) => break,
-                }
-            }
-            let mut writes = Vec::with_capacity(batch.len());
-            for request in batch {
-                match request {
-                    Request::Write { key, op, reply } if closing.is_none() => {
-                        writes.push((key, op, reply));
-                    }
-                    Request::Write { reply, .. } => {
-                        let _ = reply.send(Err(stopped()));
-                    }
-                    Request::Rotated { cut } => {
-                        let result = self.rotated(cut);
-                        if let Some(closing) = closing.as_mut().filter(|c| c.snapshot_asked) {
-                            closing.result = result;
-                        }
-                    }
-                    Request::Snapshot { reply } if closing.is_none() => {
-                        let rotation = self.rotating.get_or_insert_with(Rotation::default);
-                        rotation.waiting.push(reply);
-                        rotation.now = true;
-                    }
-                    Request::Snapshot { reply } => {
-                        let _ = reply.send(Err(stopped()));
-                    }
-                    Request::Close { snapshot, reply } if closing.is_none() => {
-                        closing = Some(Closing {
-                            snapshot,
-                            reply,
-                            snapshot_asked: false,
-                            result: Ok(()),
-                        });
-                    }
-                    Request::Close { reply, .. } => {
-                        if let Some(reply) = reply {
-                            let _ = reply.send(Ok(()));
-                        }
-                    }
-                }
-            }
-            self.decide(writes);
-
-            if let Some(closing) = closing.as_mut() {
-                // Closed: leave a snapshot of every write before the close,
-                // for a fast start (after a rotation already under way).
-                let wanted = closing.snapshot && self.shared.failed.get().is_none();
-                if wanted
-                    && !closing.snapshot_asked
-                    && self.rotating.is_none()
-                    && self.decided > self.last_cut
-                {
-                    self.rotating = Some(Rotation {
-                        now: true,
-                        ..Rotation::default()
-                    });
-                    closing.snapshot_asked = true;
-                }
-            } else if self.decided - self.last_cut >= self.options.snapshot_every
-                && self.rotating.is_none()
-                && self.background.as_ref().is_none_or(|b| b.is_finished())
-            {
-                self.rotating = Some(Rotation::default());
-            }
-            self.ask_rotation();
-            if closing.is_some() && self.rotating.is_none() {
-                break;
-            }
-        }
-
-        // The log thread stops once the writes handed to it are logged,
-        // applied and answered.
-        drop(self.to_log.take());
-        if let Some(log) = self.log.take() {
-            let _ = log.join();
-        }
-        self.wait_for_background();
-        let revision = self.shared.state.read().expect("store poisoned").revision;
-        tracing::info!(revision, "store closed");
-        if let Some(Closing {
-            reply: Some(reply),
-            result,
-            ..
-        }) = closing
-        {
-            let _ = reply.send(result);
-        }
-        // Writes still queued are answered "unavailable" when their reply
-        // senders drop with the receiver.
-    }
-
-    /// Decides writes in order against the applied state plus the writes
-    /// decided before, and hands them to the log thread.
-    fn decide(&mut self, writes: Vec<(Key, Prepared, Reply)>) {
-        if writes.is_empty() {
+impl Decider {
+    fn write(&mut self, shared: &Shared, key: Key, op: Prepared, reply: Reply) {
+        if self.to_log.is_none() {
+            let _ = reply.send(Err(stopped()));
             return;
         }
-        if let Some(reason) = self.shared.failed.get() {
-            for (_, _, reply) in writes {
-                let _ = reply.send(Err(StoreError::Unavailable(reason.clone())));
-            }
+        if let Some(reason) = shared.failed.get() {
+            let _ = reply.send(Err(StoreError::Unavailable(reason.clone())));
             return;
         }
-        // What the state holds needs no overlay.
-        let applied = self.shared.applied.load(Ordering::Acquire);
-        self.pending.retain(|_, (revision, _)| *revision > applied);
+        if self.pending.len() >= self.prune_at {
+            // What the state holds needs no overlay.
+            let applied = shared.applied.load(Ordering::Acquire);
+            self.pending.retain(|_, (revision, _)| *revision > applied);
+            self.prune_at = PRUNE_AT.max(self.pending.len() * 2);
+        }
+        let current = match self.pending.get(&key) {
+            Some((_, pending)) => pending.clone(),
+            None => {
+                let state = shared.state.read().expect("store poisoned");
+                state.records.get(&key).cloned()
+            }
+        };
+        let (kind, record) = match decide(&key, op, current.as_ref(), self.decided + 1) {
+            Ok(decided) => decided,
+            Err(error) => {
+                self.to_log(LogWork::Write(LogWrite::Refused { error, reply }));
+                return;
+            }
+        };
+        self.decided += 1;
+        let deleted = kind == EventType::Deleted;
+        let mut frame = Vec::new();
+        wal::encode_frame(&log_entry(&record, deleted), &mut frame);
+        let after = (!deleted).then(|| record.clone());
+        self.pending.insert(key, (self.decided, after));
+        let decided = Decided {
+            kind,
+            record,
+            previous: current,
+            reply,
+        };
+        self.to_log(LogWork::Write(LogWrite::Logged { frame, decided }));
 
-        let first_revision = self.decided + 1;
-        let mut decided = Vec::with_capacity(writes.len());
-        let mut frames = Vec::new();
-        {
-            let state = self.shared.state.read().expect("store poisoned");
-            for (key, op, reply) in writes {
-                let current = match self.pending.get(&key) {
-                    Some((_, pending)) => pending.clone(),
-                    None => state.records.get(&key).cloned(),
-                };
-                match decide(&key, op, current.as_ref(), self.decided + 1) {
-                    Err(error) => {
-                        let _ = reply.send(Err(error));
-                    }
-                    Ok((kind, record)) => {
-                        self.decided += 1;
-                        let deleted = kind == EventType::Deleted;
-                        wal::encode_frame(&log_entry(&record, deleted), &mut frames);
-                        let after = (!deleted).then(|| record.clone());
-                        self.pending.insert(key, (self.decided, after));
-                        decided.push(Decided {
-                            kind,
-                            record,
-                            previous: current,
-                            reply,
-                        });
-                    }
-                }
-            }
+        let due = self.decided - self.last_cut >= self.snapshot_every;
+        if due && !shared.snapshotting.swap(true, Ordering::AcqRel) {
+            let _ = self.rotate(Rotation::Periodic);
         }
-        if decided.is_empty() {
-            return;
-        }
-        self.to_log(LogWork::Batch(LogBatch {
-            first_revision,
-            frames,
-            decided,
-        }));
     }
 
     fn to_log(&self, work: LogWork) {
         if let Some(to_log) = &self.to_log {
-            // The log thread outlives the committer's loop: it only stops
-            // when `to_log` is dropped.
+            // The log thread only stops once `to_log` is dropped.
             let _ = to_log.send(work);
         }
     }
 
     /// Asks the log thread to start a new segment after the writes decided
-    /// so far, if a snapshot wants one and none was asked for yet.
-    fn ask_rotation(&mut self) {
-        let Some(rotation) = self.rotating.as_mut().filter(|r| !r.asked) else {
-            return;
-        };
-        rotation.asked = true;
+    /// so far and to cut a snapshot there. Gives `why` back if the store is
+    /// closing.
+    fn rotate(&mut self, why: Rotation) -> Result<(), Rotation> {
+        if self.to_log.is_none() {
+            return Err(why);
+        }
+        self.last_cut = self.decided;
         let next_revision = self.decided + 1;
-        self.to_log(LogWork::Rotate { next_revision });
+        self.to_log(LogWork::Rotate { next_revision, why });
+        Ok(())
     }
+}
 
-    /// The log moved to a new segment after the cut's revision, and every
-    /// write up to it is applied: writes the snapshot, in this thread if one
-    /// was asked for or the store closes, in the background otherwise.
-    fn rotated(&mut self, cut: Result<Cut, String>) -> Result<(), StoreError> {
-        let rotation = self.rotating.take().unwrap_or_default();
-        let result = match cut {
-            Err(reason) => {
-                tracing::warn!(error = %reason, "starting a new log segment failed");
-                Err(StoreError::Unavailable(reason))
-            }
-            Ok(Cut { revision, records }) => {
-                self.last_cut = revision;
-                self.wait_for_background();
-                if rotation.now {
-                    write_and_prune(&self.dir, revision, &records)
-                        .map(|()| revision)
-                        .map_err(|e| {
-                            StoreError::Unavailable(format!("writing a snapshot failed: {e}"))
-                        })
-                } else {
-                    let dir = self.dir.clone();
-                    self.background = Some(std::thread::spawn(move || {
-                        if let Err(error) = write_and_prune(&dir, revision, &records) {
-                            tracing::warn!(error = %error, revision, "writing a snapshot failed");
-                        }
-                    }));
-                    Ok(revision)
+/// The thread that writes snapshots and closes the store.
+struct Snapshotter {
+    shared: Arc<Shared>,
+    decider: Arc<Mutex<Decider>>,
+    dir: PathBuf,
+    log: Option<JoinHandle<()>>,
+    /// The background snapshot in progress, if any.
+    background: Option<JoinHandle<()>>,
+}
+
+impl Snapshotter {
+    fn run(mut self, requests: mpsc::Receiver<Request>) {
+        let mut close_reply = None;
+        let mut result = Ok(());
+        while let Ok(request) = requests.recv() {
+            match request {
+                Request::Snapshot { reply } => {
+                    let mut decider = self.decider.lock().expect("store poisoned");
+                    if let Err(Rotation::Asked(reply)) = decider.rotate(Rotation::Asked(reply)) {
+                        let _ = reply.send(Err(stopped()));
+                    }
+                }
+                Request::Close { snapshot, reply } => {
+                    close_reply = reply;
+                    let mut decider = self.decider.lock().expect("store poisoned");
+                    let wanted = snapshot
+                        && self.shared.failed.get().is_none()
+                        && decider.decided > decider.last_cut;
+                    let asked = wanted && decider.rotate(Rotation::Close).is_ok();
+                    // No write is decided after this: the log thread stops
+                    // once it has logged, applied and answered the ones
+                    // handed to it.
+                    decider.to_log = None;
+                    drop(decider);
+                    if !asked {
+                        break;
+                    }
+                }
+                Request::Rotated { cut, why } => {
+                    let closing = matches!(why, Rotation::Close);
+                    let written = self.write(cut, why);
+                    if closing {
+                        result = written;
+                        break;
+                    }
                 }
             }
+        }
+
+        if let Some(log) = self.log.take() {
+            let _ = log.join();
+        }
+        // Rotations the log thread did before it stopped.
+        while let Ok(request) = requests.try_recv() {
+            match request {
+                Request::Rotated { cut, why } => {
+                    let _ = self.write(cut, why);
+                }
+                Request::Snapshot { reply } => {
+                    let _ = reply.send(Err(stopped()));
+                }
+                Request::Close { reply, .. } => {
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Ok(()));
+                    }
+                }
+            }
+        }
+        self.wait_for_background();
+        let revision = self.shared.state.read().expect("store poisoned").revision;
+        tracing::info!(revision, "store closed");
+        if let Some(reply) = close_reply {
+            let _ = reply.send(result);
+        }
+    }
+
+    /// Writes the snapshot of a cut: in the background if it is periodic
+    /// (and the store is open), here otherwise.
+    fn write(&mut self, cut: Result<Cut, String>, why: Rotation) -> Result<(), StoreError> {
+        let cut = cut.map_err(|reason| {
+            tracing::warn!(error = %reason, "starting a new log segment failed");
+            StoreError::Unavailable(reason)
+        });
+        self.wait_for_background();
+        let result = match (cut, &why) {
+            (Err(error), _) => Err(error),
+            (Ok(Cut { revision, records }), Rotation::Periodic) => {
+                let (dir, shared) = (self.dir.clone(), self.shared.clone());
+                self.background = Some(std::thread::spawn(move || {
+                    if let Err(error) = write_and_prune(&dir, revision, &records) {
+                        tracing::warn!(error = %error, revision, "writing a snapshot failed");
+                    }
+                    shared.snapshotting.store(false, Ordering::Release);
+                }));
+                return Ok(());
+            }
+            (Ok(Cut { revision, records }), _) => write_and_prune(&self.dir, revision, &records)
+                .map(|()| revision)
+                .map_err(|e| StoreError::Unavailable(format!("writing a snapshot failed: {e}"))),
         };
-        for reply in rotation.waiting {
-            let _ = reply.send(result.clone());
+        match why {
+            Rotation::Periodic => self.shared.snapshotting.store(false, Ordering::Release),
+            Rotation::Asked(reply) => {
+                let _ = reply.send(result.clone());
+            }
+            Rotation::Close => {}
         }
         result.map(|_| ())
     }
@@ -635,8 +600,8 @@ struct Cut {
     records: Vec<Record>,
 }
 
-/// The log thread: appends and syncs what the committer hands it, as much
-/// of it at once as has queued up, then applies it and answers its
+/// The log thread: appends and syncs the writes the decider hands it, as
+/// many at once as have queued up, then applies them and answers their
 /// writers. After a failed append it writes nothing more and refuses
 /// everything handed to it.
 fn log_thread(
@@ -649,15 +614,17 @@ fn log_thread(
     while let Some(first) = next.take() {
         let mut queued = Vec::new();
         let rotate = match first {
-            LogWork::Rotate { next_revision } => Some(next_revision),
-            LogWork::Batch(batch) => {
-                queued.push(batch);
+            LogWork::Rotate { next_revision, why } => Some((next_revision, why)),
+            LogWork::Write(write) => {
+                queued.push(write);
                 // Whatever else is queued goes in the same append, up to a
                 // rotation, which comes after it.
                 loop {
                     match work.try_recv() {
-                        Ok(LogWork::Batch(batch)) => queued.push(batch),
-                        Ok(LogWork::Rotate { next_revision }) => break Some(next_revision),
+                        Ok(LogWork::Write(write)) => queued.push(write),
+                        Ok(LogWork::Rotate { next_revision, why }) => {
+                            break Some((next_revision, why));
+                        }
                         Err(_) => break None,
                     }
                 }
@@ -670,7 +637,7 @@ fn log_thread(
             };
             apply(&shared, queued, outcome);
         }
-        if let Some(next_revision) = rotate {
+        if let Some((next_revision, why)) = rotate {
             let cut = match shared.failed.get() {
                 Some(reason) => Err(reason.clone()),
                 None => wal.rotate(next_revision).map_err(|e| e.to_string()),
@@ -682,69 +649,88 @@ fn log_thread(
                     records: state.records.values().cloned().collect(),
                 }
             });
-            let _ = done.send(Request::Rotated { cut });
+            let _ = done.send(Request::Rotated { cut, why });
         }
         next = work.recv().ok();
     }
 }
 
-/// Appends the frames of `batches` (consecutive, in revision order) in one
+/// Appends the frames of `writes` (consecutive, in revision order) in one
 /// write and one sync.
-fn append_all(wal: &mut WalWriter, batches: &[LogBatch]) -> Result<(), String> {
+fn append_all(wal: &mut WalWriter, writes: &[LogWrite]) -> Result<(), String> {
+    let mut logged = writes.iter().filter_map(|write| match write {
+        LogWrite::Logged { frame, decided } => Some((frame, decided.record.revision)),
+        LogWrite::Refused { .. } => None,
+    });
+    let Some((first, first_revision)) = logged.next() else {
+        return Ok(());
+    };
     let joined;
-    let frames = match batches {
-        [] => return Ok(()),
-        [only] => &only.frames,
-        _ => {
-            joined = batches.iter().flat_map(|b| b.frames.iter().copied()).collect::<Vec<u8>>();
+    let frames = match logged.next() {
+        None => first,
+        Some((second, _)) => {
+            let rest = logged.flat_map(|(frame, _)| frame.iter().copied());
+            joined = first.iter().chain(second).copied().chain(rest).collect::<Vec<u8>>();
             &joined
         }
     };
-    wal.append(frames, batches[0].first_revision)
+    wal.append(frames, first_revision)
         .map_err(|error| format!("the write-ahead log failed: {error}"))
 }
 
-/// Applies batches the log is done with: on the disk, they go to the state
-/// and the watch log and their writers are answered; if the log failed,
-/// their writers are refused, and so is every later write.
-fn apply(shared: &Shared, batches: Vec<LogBatch>, outcome: Result<(), String>) {
-    let decided = batches.into_iter().flat_map(|batch| batch.decided);
+/// Applies writes the log is done with: on the disk, they go to the state
+/// and the watch log, and every writer is answered in order; if the log
+/// failed, their writers are refused, and so is every later write.
+fn apply(shared: &Shared, writes: Vec<LogWrite>, outcome: Result<(), String>) {
     if let Err(reason) = outcome {
         if shared.failed.set(reason.clone()).is_ok() {
             tracing::error!(error = %reason, "writing the log failed; refusing writes from now on");
         }
-        for write in decided {
-            let _ = write
-                .reply
-                .send(Err(StoreError::Unavailable(reason.clone())));
+        for write in writes {
+            let reply = match write {
+                LogWrite::Logged { decided, .. } => decided.reply,
+                LogWrite::Refused { reply, .. } => reply,
+            };
+            let _ = reply.send(Err(StoreError::Unavailable(reason.clone())));
         }
         return;
     }
-    let decided: Vec<Decided> = decided.collect();
-    let Some(last) = decided.last().map(|write| write.record.revision) else {
-        return;
-    };
-    {
+    let last = writes.iter().rev().find_map(|write| match write {
+        LogWrite::Logged { decided, .. } => Some(decided.record.revision),
+        LogWrite::Refused { .. } => None,
+    });
+    if let Some(last) = last {
         let mut state = shared.state.write().expect("store poisoned");
-        for write in &decided {
-            if write.kind == EventType::Deleted {
-                state.records.remove(&write.record.key);
+        for write in &writes {
+            let LogWrite::Logged { decided, .. } = write else {
+                continue;
+            };
+            if decided.kind == EventType::Deleted {
+                state.records.remove(&decided.record.key);
             } else {
                 state
                     .records
-                    .insert(write.record.key.clone(), write.record.clone());
+                    .insert(decided.record.key.clone(), decided.record.clone());
             }
         }
         state.revision = last;
+        drop(state);
+        shared.applied.store(last, Ordering::Release);
     }
-    shared.applied.store(last, Ordering::Release);
-    for write in decided {
-        shared.log.append(Event {
-            kind: write.kind,
-            record: write.record.clone(),
-            previous: write.previous,
-        });
-        let _ = write.reply.send(Ok(write.record));
+    for write in writes {
+        match write {
+            LogWrite::Logged { decided, .. } => {
+                shared.log.append(Event {
+                    kind: decided.kind,
+                    record: decided.record.clone(),
+                    previous: decided.previous,
+                });
+                let _ = decided.reply.send(Ok(decided.record));
+            }
+            LogWrite::Refused { error, reply } => {
+                let _ = reply.send(Err(error));
+            }
+        }
     }
 }
 

@@ -326,3 +326,32 @@ async fn writes_are_decided_against_the_writes_not_yet_synced_before_them() {
     let store = DurableStore::open_with(dir.path(), quiet()).unwrap();
     assert_eq!(all_pods(&store), before);
 }
+
+/// A refused write is answered after the writes decided before it are
+/// applied: what it conflicted with can be read when its writer hears of it
+/// (as the apiserver's retry of a patch needs).
+#[tokio::test]
+async fn a_conflict_is_answered_once_the_write_it_met_can_be_read() {
+    let dir = TestDir::new("durable-conflict-order");
+    let store = DurableStore::open_with(dir.path(), quiet()).unwrap();
+    for round in 0..50 {
+        let name = format!("p{round}");
+        let created = store
+            .write(key(&name), WriteOp::Create(pod(&name, 0)))
+            .await
+            .unwrap();
+        let update = |expected| WriteOp::Update {
+            expected,
+            object: pod(&name, 1),
+        };
+        let first = store.write(key(&name), update(None));
+        let stale = store.write(key(&name), update(Some(created.revision)));
+        match stale.await {
+            Err(StoreError::Conflict { current, .. }) => {
+                assert_eq!(store.get(&key(&name)).unwrap().revision, current);
+            }
+            other => panic!("a stale update gave {other:?}"),
+        }
+        first.await.unwrap();
+    }
+}
