@@ -37,8 +37,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::thread::JoinHandle;
 
@@ -174,7 +174,10 @@ enum Request {
 enum LogWork {
     Write(LogWrite),
     /// Start a new segment at `next_revision`, then cut a snapshot there.
-    Rotate { next_revision: u64, why: Rotation },
+    Rotate {
+        next_revision: u64,
+        why: Rotation,
+    },
 }
 
 /// A decided write and its log frame, or one refused: its writer is
@@ -307,7 +310,11 @@ impl DurableStore {
             return Ok(());
         }
         let result = answer.await.unwrap_or(Ok(()));
-        let handle = self.snapshots.lock().expect("snapshot thread handle").take();
+        let handle = self
+            .snapshots
+            .lock()
+            .expect("snapshot thread handle")
+            .take();
         if let Some(handle) = handle {
             let _ = handle.join();
         }
@@ -670,7 +677,12 @@ fn append_all(wal: &mut WalWriter, writes: &[LogWrite]) -> Result<(), String> {
         None => first,
         Some((second, _)) => {
             let rest = logged.flat_map(|(frame, _)| frame.iter().copied());
-            joined = first.iter().chain(second).copied().chain(rest).collect::<Vec<u8>>();
+            joined = first
+                .iter()
+                .chain(second)
+                .copied()
+                .chain(rest)
+                .collect::<Vec<u8>>();
             &joined
         }
     };

@@ -416,7 +416,10 @@ impl WalWriter {
         match prepared {
             Some(file) => {
                 let path = segment_path(&self.dir, next_revision);
-                let allocated = file.metadata().map_err(io("reading the size of", &path))?.len();
+                let allocated = file
+                    .metadata()
+                    .map_err(io("reading the size of", &path))?
+                    .len();
                 std::fs::rename(self.dir.join(NEXT_SEGMENT), &path)
                     .map_err(io("renaming the prepared segment to", &path))?;
                 sync_dir(&self.dir)?;
@@ -645,7 +648,10 @@ mod tests {
                 // Give the zeroing thread its time, as a busy log would.
                 std::thread::sleep(std::time::Duration::from_millis(2));
             }
-            assert!(revision < 10_000, "the log never moved to a prepared segment");
+            assert!(
+                revision < 10_000,
+                "the log never moved to a prepared segment"
+            );
         }
         let segments = list_segments(dir.path()).unwrap();
         let mut seen = Vec::new();
