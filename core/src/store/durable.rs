@@ -6,10 +6,12 @@
 //! * a write is acknowledged only after its log entry reached the disk
 //!   (`fdatasync`); after a crash every acknowledged write is back, with its
 //!   revision, and no revision is handed out twice;
-//! * concurrent writes share one sync (group commit): a committer thread
-//!   decides writes in order as they come, and a log thread appends
-//!   everything decided while its previous sync ran in one write and syncs
-//!   once, so deciding overlaps syncing (see [`Committer`]);
+//! * concurrent writes share one sync (group commit): writers decide their
+//!   writes in order under a lock, and a log thread appends everything
+//!   decided while its previous sync ran in one write and syncs once, so
+//!   deciding overlaps syncing (see [`Decider`]);
+//! * every write is answered in the order it was decided, refusals too: a
+//!   writer told of a conflict can read the write it conflicted with;
 //! * readers never wait for the disk: `get` and `list` read the acknowledged
 //!   state under a read lock, and watchers read the [`WatchLog`];
 //! * on open, the newest snapshot is mapped in place and validated, then the
@@ -212,7 +214,7 @@ impl DurableStore {
         DurableStore::open_with(dir, DurableOptions::default())
     }
 
-    /// Locks `dir`, recovers the state it holds and starts the committer.
+    /// Locks `dir`, recovers the state it holds and starts the log and snapshot threads.
     pub fn open_with(dir: &Path, options: DurableOptions) -> Result<DurableStore, OpenError> {
         std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
             path: dir.to_owned(),
@@ -902,7 +904,7 @@ fn load_snapshot(snapshot: &snapshot::OpenSnapshot) -> BTreeMap<Key, Record> {
         .collect()
 }
 
-/// Stops the committer without a last snapshot, as a crash would leave
+/// Stops the store without a last snapshot, as a crash would leave
 /// the directory (minus a torn tail).
 #[cfg(test)]
 impl DurableStore {

@@ -261,7 +261,7 @@ pub fn io_uring_available() -> Result<(), String> {
 /// Submission queue size: a write and a sync per append.
 const RING_ENTRIES: u32 = 8;
 
-/// The open tail segment, appended to by the committer alone.
+/// The open tail segment, appended to by the log thread alone.
 ///
 /// Syncs should write data blocks only: appending past the end of a file
 /// makes every `fdatasync` commit the new size too, and writing into

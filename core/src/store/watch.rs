@@ -26,7 +26,7 @@
 //! shared (`Arc<Event>`): a read copies pointers, never keys or objects.
 //!
 //! One appender at a time: the store's serial part (the durable store's
-//! committer, the memory store's lock holder) appends; cursors read from any
+//! log thread, the memory store's lock holder) appends; cursors read from any
 //! thread.
 
 use std::collections::HashMap;
