@@ -298,29 +298,36 @@ fn deployment() -> Value {
 const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/default/deployments";
 
 /// Merge patches that name no resourceVersion, racing each other on one
-/// object, all apply (the server retries a patch whose write met another);
-/// a patch that names a stale resourceVersion is a 409.
-#[tokio::test]
+/// object, all apply (the server retries a patch whose write met another,
+/// for as long as it has to: 64 patchers at once used to exhaust a cap of
+/// 16 rounds); a patch that names a stale resourceVersion is a 409.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_patches_without_a_resource_version_all_apply() {
     let server = start_durable().await;
     let (_, created) = send(&server.client, Method::POST, PODS, pod("racy")).await;
-    let patches = (0..32).map(|i| {
+    let patchers = (0..64).map(|i| {
         let client = server.client.clone();
         tokio::spawn(async move {
-            let patch = json!({"metadata": {"labels": {format!("k{i}"): "v"}}});
-            send_raw(
-                &client,
-                Method::PATCH,
-                &format!("{PODS}/racy"),
-                "application/merge-patch+json",
-                Bytes::from(patch.to_string()),
-            )
-            .await
-            .0
+            let mut statuses = Vec::new();
+            for j in 0..4 {
+                let patch = json!({"metadata": {"labels": {format!("k{i}-{j}"): "v"}}});
+                let (status, _) = send_raw(
+                    &client,
+                    Method::PATCH,
+                    &format!("{PODS}/racy"),
+                    "application/merge-patch+json",
+                    Bytes::from(patch.to_string()),
+                )
+                .await;
+                statuses.push(status);
+            }
+            statuses
         })
     });
-    for patch in patches.collect::<Vec<_>>() {
-        assert_eq!(patch.await.unwrap(), StatusCode::OK);
+    for patcher in patchers.collect::<Vec<_>>() {
+        for status in patcher.await.unwrap() {
+            assert_eq!(status, StatusCode::OK);
+        }
     }
     let (_, pod) = send(
         &server.client,
@@ -329,12 +336,14 @@ async fn concurrent_patches_without_a_resource_version_all_apply() {
         Value::Null,
     )
     .await;
-    for i in 0..32 {
-        assert_eq!(
-            pod["metadata"]["labels"][format!("k{i}")],
-            "v",
-            "label k{i}"
-        );
+    for i in 0..64 {
+        for j in 0..4 {
+            assert_eq!(
+                pod["metadata"]["labels"][format!("k{i}-{j}")],
+                "v",
+                "label k{i}-{j}"
+            );
+        }
     }
 
     let stale = json!({"metadata": {"resourceVersion": created["metadata"]["resourceVersion"],

@@ -889,6 +889,10 @@ fn ready_to_remove(info: &KindInfo, object: &Value) -> bool {
     }
 }
 
+/// How long an update without a resourceVersion precondition is retried
+/// after meeting other writes: kube-apiserver's default request timeout.
+const UPDATE_RETRY_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Read, modify, compare-and-swap; retried on a conflict the client did not
 /// ask for (no resourceVersion precondition).
 pub async fn update(
@@ -907,7 +911,11 @@ pub async fn update(
             ));
         }
     }
-    for _ in 0..16 {
+    // As upstream, a write that met another is retried for as long as the
+    // request may run: under contention each round has one winner, so a
+    // cap on rounds turns a busy object into spurious conflicts.
+    let deadline = std::time::Instant::now() + UPDATE_RETRY_BUDGET;
+    while std::time::Instant::now() < deadline {
         let current = match state.store.get(&key) {
             Some(current) => current,
             None => {
