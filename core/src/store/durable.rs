@@ -206,6 +206,31 @@ struct Recovered {
     revision: u64,
     snapshot_revision: u64,
     replayed: u64,
+    /// The last log segment, if any.
+    tail: Option<Tail>,
+}
+
+/// The last log segment as recovery left it: `len` bytes of whole frames,
+/// then zeros to `allocated`.
+struct Tail {
+    start: u64,
+    path: PathBuf,
+    len: u64,
+    allocated: u64,
+    /// The revision of its last entry, if it has one.
+    newest: Option<u64>,
+}
+
+impl Tail {
+    /// Whether the next write, `revision + 1`, may go at its end: the log
+    /// stays one sequence. (A start then appends to it rather than leave a
+    /// new, almost empty segment behind each time.)
+    fn continues(&self, revision: u64) -> bool {
+        match self.newest {
+            Some(newest) => newest == revision,
+            None => self.start == revision + 1,
+        }
+    }
 }
 
 impl DurableStore {
@@ -224,17 +249,19 @@ impl DurableStore {
         remove_temporary_files(dir);
 
         let started = std::time::Instant::now();
-        let recovered = recover(dir)?;
+        let mut recovered = recover(dir)?;
         let io_uring = match wal::io_uring_available() {
             Ok(()) => "available".to_owned(),
             Err(reason) => reason,
         };
-        let wal = WalWriter::open(
-            dir,
-            recovered.revision + 1,
-            options.wal_io,
-            options.segment_bytes,
-        )?;
+        let (io, segment_bytes) = (options.wal_io, options.segment_bytes);
+        let wal = match recovered.tail.take() {
+            Some(tail) if tail.continues(recovered.revision) => {
+                let (start, len, allocated) = (tail.start, tail.len, tail.allocated);
+                WalWriter::resume(dir, &tail.path, start, len, allocated, io, segment_bytes)?
+            }
+            _ => WalWriter::open(dir, recovered.revision + 1, io, segment_bytes)?,
+        };
         tracing::info!(
             dir = %dir.display(),
             revision = recovered.revision,
@@ -828,6 +855,7 @@ fn recover(dir: &Path) -> Result<Recovered, OpenError> {
         revision: 1,
         snapshot_revision: 0,
         replayed: 0,
+        tail: None,
     };
     if let Some((_, path)) = snapshot::list(dir)?.pop() {
         let snapshot = snapshot::open(&path)?;
@@ -838,9 +866,11 @@ fn recover(dir: &Path) -> Result<Recovered, OpenError> {
 
     let segments = wal::list_segments(dir)?;
     let last = segments.len().saturating_sub(1);
-    for (index, (_, path)) in segments.iter().enumerate() {
+    for (index, (start, path)) in segments.iter().enumerate() {
+        let mut newest = None;
         let scanned = wal::scan_segment(path, |entry| {
             let revision = entry.revision.to_native();
+            newest = Some(revision);
             if revision <= recovered.revision {
                 return Ok(());
             }
@@ -882,6 +912,19 @@ fn recover(dir: &Path) -> Result<Recovered, OpenError> {
                 "cut a torn log tail at the last whole record"
             );
             wal::truncate_segment(path, end.valid_len)?;
+        }
+        if index == last {
+            recovered.tail = Some(Tail {
+                start: *start,
+                path: path.clone(),
+                len: end.valid_len,
+                allocated: if end.torn.is_some() {
+                    end.valid_len
+                } else {
+                    end.file_len
+                },
+                newest,
+            });
         }
     }
     Ok(recovered)

@@ -314,12 +314,6 @@ impl WalWriter {
         segment_bytes: u64,
     ) -> Result<WalWriter, WalError> {
         let (path, file) = fresh_segment(dir, start)?;
-        // io_uring when asked for (or left to `Auto`) and the kernel sets
-        // one up; plain file IO otherwise.
-        let ring = match wanted {
-            WalIo::Std => None,
-            WalIo::Auto | WalIo::IoUring => io_uring::IoUring::new(RING_ENTRIES).ok(),
-        };
         Ok(WalWriter {
             dir: dir.to_owned(),
             file,
@@ -329,7 +323,37 @@ impl WalWriter {
             allocated: 0,
             segment_bytes: segment_bytes.max(ALIGN as u64),
             next: None,
-            ring,
+            ring: ring(wanted),
+        })
+    }
+
+    /// Reopens the segment at `path`, which starts at `start`, to append
+    /// after its first `len` bytes of whole frames; the bytes after them,
+    /// to `allocated`, are zeros.
+    pub fn resume(
+        dir: &Path,
+        path: &Path,
+        start: u64,
+        len: u64,
+        allocated: u64,
+        wanted: WalIo,
+        segment_bytes: u64,
+    ) -> Result<WalWriter, WalError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io("opening", path))?;
+        Ok(WalWriter {
+            dir: dir.to_owned(),
+            file,
+            path: path.to_owned(),
+            start,
+            len,
+            allocated,
+            segment_bytes: segment_bytes.max(ALIGN as u64),
+            next: None,
+            ring: ring(wanted),
         })
     }
 
@@ -450,6 +474,15 @@ impl Drop for WalWriter {
             let _ = next.join();
             let _ = std::fs::remove_file(self.dir.join(NEXT_SEGMENT));
         }
+    }
+}
+
+/// io_uring when asked for (or left to `Auto`) and the kernel sets one up;
+/// plain file IO otherwise.
+fn ring(wanted: WalIo) -> Option<io_uring::IoUring> {
+    match wanted {
+        WalIo::Std => None,
+        WalIo::Auto | WalIo::IoUring => io_uring::IoUring::new(RING_ENTRIES).ok(),
     }
 }
 
