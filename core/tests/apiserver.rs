@@ -839,3 +839,68 @@ async fn pod_specs_are_immutable_except_images_and_requests_may_not_exceed_limit
         "a name that differs from the URL is a 400"
     );
 }
+
+/// A stopping server answers the requests under way before its store
+/// closes (as kube-apiserver drains on SIGTERM): a write a client sent is
+/// answered as done, and kept, or its connection is refused or closed; none
+/// is told the store is closed (503, as before the drain).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stopping_server_answers_what_is_under_way_before_its_store_closes() {
+    let dir = std::env::temp_dir().join(format!(
+        "coxswain-apiserver-test-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    let _dir = tempdir::Dir(dir.clone());
+    let store = Arc::new(DurableStore::open(&dir.join("store")).unwrap());
+    let config = ApiServerConfig {
+        data_dir: dir.clone(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+    };
+    let server = ApiServer::start(config, store.clone()).await.unwrap();
+    let client = Client::from_kubeconfig(&server.kubeconfig).unwrap();
+    let writers: Vec<_> = (0..32)
+        .map(|w| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                for i in 0.. {
+                    let body = Bytes::from(pod(&format!("w{w}-{i}")).to_string());
+                    match client
+                        .request_raw(Method::POST, PODS, "application/json", body)
+                        .await
+                    {
+                        Ok((status, _)) => statuses.push(status),
+                        // The server no longer takes connections.
+                        Err(_) => break,
+                    }
+                }
+                statuses
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(server.shutdown(std::time::Duration::from_secs(5)).await);
+    store.close().await.unwrap();
+
+    let mut created = 0;
+    for writer in writers {
+        for status in writer.await.unwrap() {
+            assert_eq!(status, StatusCode::CREATED);
+            created += 1;
+        }
+    }
+    assert!(created > 0);
+    let pods = coxswain_core::store::Prefix {
+        resource: "pods".into(),
+        namespace: Some("default".into()),
+    };
+    // Every acknowledged write is kept; a writer whose last request met the
+    // closing connection (or its own timeout) may have had it applied
+    // unanswered: at most one each.
+    let kept = store.list(&pods).records.len();
+    assert!(
+        (created..=created + 32).contains(&kept),
+        "{kept} kept, {created} acknowledged"
+    );
+}

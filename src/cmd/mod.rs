@@ -51,6 +51,10 @@ pub async fn client_when_ready(kubeconfig: &Path) -> Client {
 }
 
 /// Waits for Ctrl-C or SIGTERM.
+/// How long a stopping apiserver waits for the requests under way; streams
+/// that outlast it (`kubectl logs -f`, port forwards) are cut.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("installing a SIGTERM handler");

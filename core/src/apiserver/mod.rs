@@ -57,6 +57,9 @@ pub struct ApiState {
     /// The token node agents accept from the apiserver.
     pub node_token: String,
     pub node_client: HyperClient<HttpConnector, Full<Bytes>>,
+    /// Turns true when the server stops: watches end so that their
+    /// connections can close.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The largest request body accepted.
@@ -125,6 +128,11 @@ pub struct ApiServer {
     pub kubeconfig: PathBuf,
     pub local_addr: SocketAddr,
     pub store: Arc<dyn Store>,
+    /// Tells the listener, the connections and the watches to stop.
+    stop: tokio::sync::watch::Sender<bool>,
+    /// Every connection holds a clone of the sender: the channel closes
+    /// when the last one ends.
+    connections: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<()>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -159,17 +167,27 @@ impl ApiServer {
         })?;
         let server = format!("https://{local_addr}");
         let kubeconfig = pki.write_kubeconfig(&config.data_dir, &server)?;
+        let (stop, stopping) = tokio::sync::watch::channel(false);
         let state = Arc::new(ApiState {
             store: store.clone(),
             tokens: vec![pki.admin_token.clone()],
             server_address: local_addr.to_string(),
             node_token: pki.admin_token.clone(),
             node_client: HyperClient::builder(TokioExecutor::new()).build_http(),
+            stopping: stopping.clone(),
         });
         bootstrap(store.as_ref()).await;
         let router = router(state);
         let tls = Arc::new(pki.server_config()?);
-        tokio::spawn(accept_loop(listener, tls, router.clone()));
+        let (open, connections) = tokio::sync::mpsc::channel(1);
+        let listening = Listening {
+            listener,
+            tls,
+            router: router.clone(),
+            stopping,
+            open,
+        };
+        tokio::spawn(accept_loop(listening));
         tracing::info!(address = %local_addr, kubeconfig = %kubeconfig.display(), "apiserver serving");
         Ok(ApiServer {
             router,
@@ -177,7 +195,29 @@ impl ApiServer {
             kubeconfig,
             local_addr,
             store,
+            stop,
+            connections: tokio::sync::Mutex::new(connections),
         })
+    }
+
+    /// Stops serving, as kube-apiserver does on SIGTERM: no new connection
+    /// is accepted, idle ones close, watches end (their clients re-list
+    /// elsewhere or later), and requests under way are answered, for up to
+    /// `grace`. Returns whether every connection closed in time. The store
+    /// stays open: close it after this, so that no request under way is
+    /// told it is closed.
+    pub async fn shutdown(&self, grace: std::time::Duration) -> bool {
+        let _ = self.stop.send(true);
+        let mut connections = self.connections.lock().await;
+        let drained = tokio::time::timeout(grace, connections.recv()).await;
+        let closed = matches!(drained, Ok(None));
+        if !closed {
+            tracing::warn!(
+                grace_s = grace.as_secs_f64(),
+                "connections still open after the grace period; stopping anyway"
+            );
+        }
+        closed
     }
 
     /// The data directory's kubeconfig path, for components started apart.
@@ -186,10 +226,39 @@ impl ApiServer {
     }
 }
 
-async fn accept_loop(listener: TcpListener, tls: Arc<rustls::ServerConfig>, router: axum::Router) {
+/// Resolves once the server stops (never, if it is dropped without
+/// stopping).
+pub(crate) async fn stopped(mut stopping: tokio::sync::watch::Receiver<bool>) {
+    if stopping.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// What the listener's loop needs.
+struct Listening {
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    router: axum::Router,
+    stopping: tokio::sync::watch::Receiver<bool>,
+    /// Cloned into every connection; see [`ApiServer::shutdown`].
+    open: tokio::sync::mpsc::Sender<()>,
+}
+
+async fn accept_loop(listening: Listening) {
+    let Listening {
+        listener,
+        tls,
+        router,
+        stopping,
+        open,
+    } = listening;
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     loop {
-        let (socket, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopped(stopping.clone()) => return,
+        };
+        let (socket, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
                 tracing::warn!(%error, "accepting a connection failed");
@@ -199,7 +268,10 @@ async fn accept_loop(listener: TcpListener, tls: Arc<rustls::ServerConfig>, rout
         };
         let acceptor = acceptor.clone();
         let router = router.clone();
+        let (stopping, open) = (stopping.clone(), open.clone());
         tokio::spawn(async move {
+            // Held until the connection ends.
+            let _open = open;
             let stream = match acceptor.accept(socket).await {
                 Ok(stream) => stream,
                 Err(error) => {
@@ -211,10 +283,17 @@ async fn accept_loop(listener: TcpListener, tls: Arc<rustls::ServerConfig>, rout
                 router.map_request(|r: http::Request<hyper::body::Incoming>| r.map(Body::new)),
             );
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(error) = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .await
-            {
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            let served = tokio::select! {
+                served = connection.as_mut() => served,
+                _ = stopped(stopping) => {
+                    // Answers what is under way, then closes.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = served {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
         });

@@ -156,7 +156,9 @@ pub async fn watch(state: Arc<ApiState>, call: &Call, filter: Filter) -> ApiResu
         Some(node) => c.only_node(node),
         None => Ok(c.only(&encoder.scope.resource)),
     });
+    let stopping = super::stopped(state.stopping.clone());
     tokio::spawn(async move {
+        tokio::pin!(stopping);
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
         for chunk in initial {
@@ -187,6 +189,8 @@ pub async fn watch(state: Arc<ApiState>, call: &Call, filter: Filter) -> ApiResu
             tokio::select! {
                 _ = &mut deadline => return,
                 _ = tx.closed() => return,
+                // The server stops: the watch ends, as at its timeout.
+                _ = &mut stopping => return,
                 _ = bookmark_timer.tick(), if bookmarks => {
                     let chunk = encoder.bookmark(cursor.position(), false);
                     if tx.send(Ok(chunk)).await.is_err() {
