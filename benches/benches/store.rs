@@ -11,31 +11,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use coxswain_benches::{key, pod};
 use coxswain_core::store::{DurableStore, Key, MemoryStore, Prefix, Store, WriteOp};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use serde_json::{Value, json};
 
 /// The allocator the coxswain binary runs with (see src/main.rs).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// A pod of about 1 KiB of JSON.
-fn pod(i: usize) -> Value {
-    json!({"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": format!("pod-{i}"), "namespace": "default",
-                        "uid": format!("00000000-0000-4000-8000-{i:012}"),
-                        "labels": {"app": "bench", "n": i.to_string()},
-                        "annotations": {"bench/padding": "x".repeat(400)}},
-           "spec": {"nodeName": format!("node-{}", i % 100),
-                    "containers": [{"name": "c", "image": "coxswain/web:0.1",
-                                    "ports": [{"containerPort": 8080}],
-                                    "resources": {"requests": {"cpu": "10m"}}}]},
-           "status": {"phase": "Running", "podIP": format!("10.0.{}.{}", i / 250 % 250, i % 250)}})
-}
-
-fn key(i: usize) -> Key {
-    Key::new("pods", "default", &format!("pod-{i}"))
-}
 
 /// A fresh directory under the target dir, removed when dropped.
 struct BenchDir(PathBuf);
@@ -64,7 +46,10 @@ async fn fill(store: &Arc<dyn Store>, n: usize) {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             for i in (w..n).step_by(writers) {
-                store.write(key(i), WriteOp::Create(pod(i))).await.unwrap();
+                store
+                    .write(key(i), WriteOp::Create(pod(i, 400)))
+                    .await
+                    .unwrap();
             }
         }));
     }
@@ -85,7 +70,7 @@ async fn concurrent_puts(store: &Arc<dyn Store>, writers: usize, iters: u64) -> 
                 let i = (w * per_writer + n) % 10_000;
                 let op = WriteOp::Update {
                     expected: None,
-                    object: pod(i),
+                    object: pod(i, 400),
                 };
                 store.write(key(i), op).await.unwrap();
             }
@@ -147,7 +132,9 @@ fn reads(c: &mut Criterion, runtime: &tokio::runtime::Runtime) {
         fill(&ten, 10_000).await;
         for i in 10_000..20_000 {
             let other = Key::new("pods", "other", &format!("pod-{i}"));
-            ten.write(other, WriteOp::Create(pod(i))).await.unwrap();
+            ten.write(other, WriteOp::Create(pod(i, 400)))
+                .await
+                .unwrap();
         }
     });
     group.bench_function("10k", |b| b.iter(|| ten.list(&pods).records.len()));
@@ -183,11 +170,11 @@ fn watch_fanout(c: &mut Criterion, runtime: &tokio::runtime::Runtime) {
                 runtime.block_on(async {
                     i += 1;
                     let op = if i == 1 {
-                        WriteOp::Create(pod(0))
+                        WriteOp::Create(pod(0, 400))
                     } else {
                         WriteOp::Update {
                             expected: None,
-                            object: pod(0),
+                            object: pod(0, 400),
                         }
                     };
                     store.write(key(0), op).await.unwrap();

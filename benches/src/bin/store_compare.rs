@@ -19,9 +19,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use coxswain_core::store::{DurableOptions, DurableStore, Key, Prefix, Store, WalIo, WriteOp};
+use coxswain_benches::{key, pod};
+use coxswain_core::store::{DurableOptions, DurableStore, Prefix, Store, WalIo, WriteOp};
 use etcd_client::{Client as Etcd, GetOptions};
-use serde_json::{Value, json};
 
 /// Keys written before the timed runs; reads and ranges cover all of them.
 const PRELOAD: usize = 10_000;
@@ -33,23 +33,6 @@ const ETCD_PAGE: i64 = 2_500;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
-
-fn pod(i: usize, padding: usize) -> Value {
-    json!({"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": format!("pod-{i}"), "namespace": "default",
-                        "uid": format!("00000000-0000-4000-8000-{i:012}"),
-                        "labels": {"app": "bench", "n": i.to_string()},
-                        "annotations": {"bench/padding": "x".repeat(padding)}},
-           "spec": {"nodeName": format!("node-{}", i % 100),
-                    "containers": [{"name": "c", "image": "coxswain/web:0.1",
-                                    "ports": [{"containerPort": 8080}],
-                                    "resources": {"requests": {"cpu": "10m"}}}]},
-           "status": {"phase": "Running", "podIP": format!("10.0.{}.{}", i / 250 % 250, i % 250)}})
-}
-
-fn key(i: usize) -> Key {
-    Key::new("pods", "default", &format!("pod-{i}"))
-}
 
 fn etcd_key(i: usize) -> String {
     format!("/registry/pods/default/pod-{i}")

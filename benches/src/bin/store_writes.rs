@@ -14,29 +14,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use coxswain_core::store::{DurableOptions, DurableStore, Key, Store, WriteOp};
-use serde_json::{Value, json};
+use coxswain_benches::{key, pod};
+use coxswain_core::store::{DurableOptions, DurableStore, Store, WriteOp};
 
 /// The allocator the coxswain binary runs with (see src/main.rs).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const KEYS: usize = 10_000;
-
-fn pod(i: usize) -> Value {
-    json!({"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": format!("pod-{i}"), "namespace": "default",
-                        "uid": format!("00000000-0000-4000-8000-{i:012}"),
-                        "labels": {"app": "bench", "n": i.to_string()},
-                        "annotations": {"bench/padding": "x".repeat(400)}},
-           "spec": {"nodeName": format!("node-{}", i % 100),
-                    "containers": [{"name": "c", "image": "coxswain/web:0.1"}]},
-           "status": {"phase": "Running"}})
-}
-
-fn key(i: usize) -> Key {
-    Key::new("pods", "default", &format!("pod-{i}"))
-}
 
 /// CPU seconds used so far by this process's threads, summed by name.
 fn cpu_by_thread() -> BTreeMap<String, f64> {
@@ -87,7 +72,7 @@ async fn main() {
     let store = Arc::new(DurableStore::open_with(&dir, options).expect("opening the store"));
     for i in 0..KEYS {
         store
-            .write(key(i), WriteOp::Create(pod(i)))
+            .write(key(i), WriteOp::Create(pod(i, 400)))
             .await
             .expect("preloading");
     }
@@ -105,7 +90,7 @@ async fn main() {
                 {
                     let op = WriteOp::Update {
                         expected: None,
-                        object: pod(i % KEYS),
+                        object: pod(i % KEYS, 400),
                     };
                     let acknowledged = store.write(key(i % KEYS), op);
                     let sent = Instant::now();
