@@ -904,3 +904,80 @@ async fn a_stopping_server_answers_what_is_under_way_before_its_store_closes() {
         "{kept} kept, {created} acknowledged"
     );
 }
+
+/// A request still arriving when the grace runs out is cut, not answered:
+/// the store closes right after, and a request let through then would be
+/// told it is closed (503).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_still_arriving_after_the_grace_is_cut() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = std::env::temp_dir().join(format!(
+        "coxswain-apiserver-test-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    let _dir = tempdir::Dir(dir.clone());
+    let store = Arc::new(DurableStore::open(&dir.join("store")).unwrap());
+    let config = ApiServerConfig {
+        data_dir: dir.clone(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+    };
+    let server = ApiServer::start(config, store.clone()).await.unwrap();
+    let kubeconfig = Kubeconfig::read(&server.kubeconfig).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in kubeconfig.ca_certificates().unwrap() {
+        roots.add(cert).unwrap();
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(server.local_addr)
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    // A create whose body's last byte is held back past the grace.
+    let body = pod("late").to_string();
+    let head = format!(
+        "POST {PODS} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        kubeconfig.token.unwrap(),
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+        .write_all(&body.as_bytes()[..body.len() - 1])
+        .await
+        .unwrap();
+    stream.flush().await.unwrap();
+    // Time for the server to read the request's head: a connection it has
+    // read nothing from yet is idle, and closes at once.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    let stop = async {
+        let drained = server.shutdown(std::time::Duration::from_millis(200)).await;
+        store.close().await.unwrap();
+        drained
+    };
+    let late = async {
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        let _ = stream.write_all(&body.as_bytes()[body.len() - 1..]).await;
+        let _ = stream.flush().await;
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let (drained, answer) = tokio::join!(stop, late);
+    assert!(!drained, "the held-back request kept its connection open");
+    assert_eq!(answer, "", "a request after the grace was answered");
+    let late = coxswain_core::store::Key::new("pods", "default", "late");
+    assert!(store.get(&late).is_none());
+}

@@ -49,8 +49,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     super::shutdown_signal().await;
     tracing::info!("apiserver stopping");
-    // Requests under way are answered before the store closes.
-    server.shutdown(super::SHUTDOWN_GRACE).await;
+    super::drain(&server).await;
     store.close().await.context("closing the store")?;
     Ok(())
 }

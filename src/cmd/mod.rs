@@ -55,6 +55,20 @@ pub async fn client_when_ready(kubeconfig: &Path) -> Client {
 /// that outlast it (`kubectl logs -f`, port forwards) are cut.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Stops an apiserver's connections before its store closes: requests
+/// under way are answered for up to [`SHUTDOWN_GRACE`]; a second signal cuts
+/// them at once, as a second signal makes kube-apiserver exit.
+pub async fn drain(server: &coxswain_core::apiserver::ApiServer) {
+    tokio::select! {
+        _ = server.shutdown(SHUTDOWN_GRACE) => {}
+        _ = shutdown_signal() => {
+            tracing::warn!("a second signal: cutting the connections left");
+            server.cut();
+            server.shutdown(std::time::Duration::ZERO).await;
+        }
+    }
+}
+
 pub async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("installing a SIGTERM handler");

@@ -142,7 +142,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             _ = super::shutdown_signal() => {
                 tracing::info!("shutting down; containers keep running until their pods are deleted");
                 tasks.abort_all();
-                server.shutdown(super::SHUTDOWN_GRACE).await;
+                super::drain(&server).await;
                 store.close().await.context("closing the store")?;
                 return Ok(());
             }

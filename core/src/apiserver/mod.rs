@@ -57,9 +57,9 @@ pub struct ApiState {
     /// The token node agents accept from the apiserver.
     pub node_token: String,
     pub node_client: HyperClient<HttpConnector, Full<Bytes>>,
-    /// Turns true when the server stops: watches end so that their
-    /// connections can close.
-    pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// Where the server is in stopping: watches end once it is, so that
+    /// their connections can close.
+    pub stopping: tokio::sync::watch::Receiver<Stopping>,
 }
 
 /// The largest request body accepted.
@@ -129,7 +129,7 @@ pub struct ApiServer {
     pub local_addr: SocketAddr,
     pub store: Arc<dyn Store>,
     /// Tells the listener, the connections and the watches to stop.
-    stop: tokio::sync::watch::Sender<bool>,
+    stop: tokio::sync::watch::Sender<Stopping>,
     /// Every connection holds a clone of the sender: the channel closes
     /// when the last one ends.
     connections: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<()>>,
@@ -167,7 +167,7 @@ impl ApiServer {
         })?;
         let server = format!("https://{local_addr}");
         let kubeconfig = pki.write_kubeconfig(&config.data_dir, &server)?;
-        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let (stop, stopping) = tokio::sync::watch::channel(Stopping::Serving);
         let state = Arc::new(ApiState {
             store: store.clone(),
             tokens: vec![pki.admin_token.clone()],
@@ -203,35 +203,73 @@ impl ApiServer {
     /// Stops serving, as kube-apiserver does on SIGTERM: no new connection
     /// is accepted, idle ones close, watches end (their clients re-list
     /// elsewhere or later), and requests under way are answered, for up to
-    /// `grace`. Returns whether every connection closed in time. The store
-    /// stays open: close it after this, so that no request under way is
-    /// told it is closed.
+    /// `grace`; then the connections left are cut (a request on one gets no
+    /// answer, as if the server had crashed). Returns whether every
+    /// connection closed in time. The store stays open: close it after
+    /// this, so that no request is told it is closed.
     pub async fn shutdown(&self, grace: std::time::Duration) -> bool {
-        let _ = self.stop.send(true);
+        self.advance(Stopping::Draining);
         let mut connections = self.connections.lock().await;
         let drained = tokio::time::timeout(grace, connections.recv()).await;
-        let closed = matches!(drained, Ok(None));
-        if !closed {
-            tracing::warn!(
-                grace_s = grace.as_secs_f64(),
-                "connections still open after the grace period; stopping anyway"
-            );
+        if matches!(drained, Ok(None)) {
+            return true;
         }
-        closed
+        tracing::warn!(
+            grace_s = grace.as_secs_f64(),
+            "connections still open after the grace period; cutting them"
+        );
+        self.cut();
+        // A cut connection's task ends at its next poll.
+        let _ = tokio::time::timeout(CUT_WAIT, connections.recv()).await;
+        false
     }
 
     /// The data directory's kubeconfig path, for components started apart.
     pub fn kubeconfig_in(data_dir: &Path) -> PathBuf {
         data_dir.join("kubeconfig")
     }
+
+    /// Cuts every connection now (a second signal while draining).
+    pub fn cut(&self) {
+        self.advance(Stopping::Cut);
+    }
+
+    fn advance(&self, to: Stopping) {
+        self.stop.send_if_modified(|now| {
+            let later = to > *now;
+            if later {
+                *now = to;
+            }
+            later
+        });
+    }
+}
+
+/// How long cut connections are given to end.
+const CUT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Where a server is in stopping, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stopping {
+    Serving,
+    /// Answering what is under way; nothing new.
+    Draining,
+    /// Closing every connection now.
+    Cut,
+}
+
+/// Resolves once the server reaches `stage` of stopping (never, if it is
+/// dropped before).
+pub(crate) async fn reached(mut stopping: tokio::sync::watch::Receiver<Stopping>, stage: Stopping) {
+    if stopping.wait_for(|now| *now >= stage).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Resolves once the server stops (never, if it is dropped without
 /// stopping).
-pub(crate) async fn stopped(mut stopping: tokio::sync::watch::Receiver<bool>) {
-    if stopping.wait_for(|stop| *stop).await.is_err() {
-        std::future::pending::<()>().await;
-    }
+pub(crate) async fn stopped(stopping: tokio::sync::watch::Receiver<Stopping>) {
+    reached(stopping, Stopping::Draining).await;
 }
 
 /// What the listener's loop needs.
@@ -239,7 +277,7 @@ struct Listening {
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     router: axum::Router,
-    stopping: tokio::sync::watch::Receiver<bool>,
+    stopping: tokio::sync::watch::Receiver<Stopping>,
     /// Cloned into every connection; see [`ApiServer::shutdown`].
     open: tokio::sync::mpsc::Sender<()>,
 }
@@ -287,10 +325,14 @@ async fn accept_loop(listening: Listening) {
             tokio::pin!(connection);
             let served = tokio::select! {
                 served = connection.as_mut() => served,
-                _ = stopped(stopping) => {
-                    // Answers what is under way, then closes.
+                _ = stopped(stopping.clone()) => {
+                    // Answers what is under way, then closes; cut (dropped)
+                    // if that outlasts the grace.
                     connection.as_mut().graceful_shutdown();
-                    connection.await
+                    tokio::select! {
+                        served = connection.as_mut() => served,
+                        _ = reached(stopping, Stopping::Cut) => return,
+                    }
                 }
             };
             if let Err(error) = served {

@@ -81,7 +81,8 @@ impl Kubeconfig {
         })
     }
 
-    pub(crate) fn ca_certificates(&self) -> Result<Vec<CertificateDer<'static>>> {
+    /// The certificates in `ca_pem`, for a TLS client that trusts this cluster.
+    pub fn ca_certificates(&self) -> Result<Vec<CertificateDer<'static>>> {
         let Some(pem) = &self.ca_pem else {
             return Err(Error::Config(
                 "no certificate-authority: refusing to trust any".into(),
