@@ -694,28 +694,27 @@ fn log_thread(
 /// Appends the frames of `writes` (consecutive, in revision order) in one
 /// write and one sync.
 fn append_all(wal: &mut WalWriter, writes: &[LogWrite]) -> Result<(), String> {
-    let mut logged = writes.iter().filter_map(|write| match write {
-        LogWrite::Logged { frame, decided } => Some((frame, decided.record.revision)),
-        LogWrite::Refused { .. } => None,
-    });
-    let Some((first, first_revision)) = logged.next() else {
-        return Ok(());
-    };
+    let frames: Vec<(&[u8], u64)> = writes
+        .iter()
+        .filter_map(|write| match write {
+            LogWrite::Logged { frame, decided } => Some((&frame[..], decided.record.revision)),
+            LogWrite::Refused { .. } => None,
+        })
+        .collect();
     let joined;
-    let frames = match logged.next() {
-        None => first,
-        Some((second, _)) => {
-            let rest = logged.flat_map(|(frame, _)| frame.iter().copied());
-            joined = first
+    let bytes = match frames.as_slice() {
+        [] => return Ok(()),
+        [(only, _)] => *only,
+        many => {
+            joined = many
                 .iter()
-                .chain(second)
-                .copied()
-                .chain(rest)
-                .collect::<Vec<u8>>();
-            &joined
+                .map(|(frame, _)| *frame)
+                .collect::<Vec<_>>()
+                .concat();
+            &joined[..]
         }
     };
-    wal.append(frames, first_revision)
+    wal.append(bytes, frames[0].1)
         .map_err(|error| format!("the write-ahead log failed: {error}"))
 }
 
