@@ -14,9 +14,11 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 struct Server {
-    _dir: tempdir::Dir,
+    /// Kept so that a test can stop it; dropped, it goes on serving.
+    api: ApiServer,
     client: Client,
     config: Kubeconfig,
+    _dir: tempdir::Dir,
 }
 
 mod tempdir {
@@ -36,7 +38,19 @@ async fn start() -> Server {
 /// A server on the durable store, whose writes wait for the disk: requests
 /// interleave between reading an object and writing it back.
 async fn start_durable() -> Server {
-    start_on(|dir| Arc::new(DurableStore::open(&dir.join("store")).unwrap())).await
+    start_durable_with_store().await.0
+}
+
+/// [`start_durable`], and the store, for a test that closes it.
+async fn start_durable_with_store() -> (Server, Arc<DurableStore>) {
+    let mut opened = None;
+    let server = start_on(|dir| {
+        let store = Arc::new(DurableStore::open(&dir.join("store")).unwrap());
+        opened = Some(store.clone());
+        store
+    })
+    .await;
+    (server, opened.expect("the store was opened"))
 }
 
 async fn start_on(store: impl FnOnce(&std::path::Path) -> Arc<dyn Store>) -> Server {
@@ -54,9 +68,10 @@ async fn start_on(store: impl FnOnce(&std::path::Path) -> Arc<dyn Store>) -> Ser
     let kubeconfig = Kubeconfig::read(&server.kubeconfig).unwrap();
     let client = Client::from_kubeconfig(&server.kubeconfig).unwrap();
     Server {
-        _dir: tempdir::Dir(dir),
+        api: server,
         client,
         config: kubeconfig,
+        _dir: tempdir::Dir(dir),
     }
 }
 
@@ -846,19 +861,8 @@ async fn pod_specs_are_immutable_except_images_and_requests_may_not_exceed_limit
 /// is told the store is closed (503, as before the drain).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stopping_server_answers_what_is_under_way_before_its_store_closes() {
-    let dir = std::env::temp_dir().join(format!(
-        "coxswain-apiserver-test-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
-    let _dir = tempdir::Dir(dir.clone());
-    let store = Arc::new(DurableStore::open(&dir.join("store")).unwrap());
-    let config = ApiServerConfig {
-        data_dir: dir.clone(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-    };
-    let server = ApiServer::start(config, store.clone()).await.unwrap();
-    let client = Client::from_kubeconfig(&server.kubeconfig).unwrap();
+    let (server, store) = start_durable_with_store().await;
+    let client = server.client.clone();
     let writers: Vec<_> = (0..32)
         .map(|w| {
             let client = client.clone();
@@ -880,7 +884,7 @@ async fn a_stopping_server_answers_what_is_under_way_before_its_store_closes() {
         })
         .collect();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(server.shutdown(std::time::Duration::from_secs(5)).await);
+    assert!(server.api.shutdown(std::time::Duration::from_secs(5)).await);
     store.close().await.unwrap();
 
     let mut created = 0;
@@ -912,31 +916,9 @@ async fn a_stopping_server_answers_what_is_under_way_before_its_store_closes() {
 async fn a_request_still_arriving_after_the_grace_is_cut() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let dir = std::env::temp_dir().join(format!(
-        "coxswain-apiserver-test-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
-    let _dir = tempdir::Dir(dir.clone());
-    let store = Arc::new(DurableStore::open(&dir.join("store")).unwrap());
-    let config = ApiServerConfig {
-        data_dir: dir.clone(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-    };
-    let server = ApiServer::start(config, store.clone()).await.unwrap();
-    let kubeconfig = Kubeconfig::read(&server.kubeconfig).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in kubeconfig.ca_certificates().unwrap() {
-        roots.add(cert).unwrap();
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(server.local_addr)
+    let (server, store) = start_durable_with_store().await;
+    let tls = server.config.tls_client_config().unwrap();
+    let tcp = tokio::net::TcpStream::connect(server.api.local_addr)
         .await
         .unwrap();
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
@@ -949,7 +931,7 @@ async fn a_request_still_arriving_after_the_grace_is_cut() {
     let head = format!(
         "POST {PODS} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        kubeconfig.token.unwrap(),
+        server.config.token.clone().unwrap(),
         body.len()
     );
     stream.write_all(head.as_bytes()).await.unwrap();
@@ -963,7 +945,10 @@ async fn a_request_still_arriving_after_the_grace_is_cut() {
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
 
     let stop = async {
-        let drained = server.shutdown(std::time::Duration::from_millis(200)).await;
+        let drained = server
+            .api
+            .shutdown(std::time::Duration::from_millis(200))
+            .await;
         store.close().await.unwrap();
         drained
     };

@@ -81,8 +81,26 @@ impl Kubeconfig {
         })
     }
 
-    /// The certificates in `ca_pem`, for a TLS client that trusts this cluster.
-    pub fn ca_certificates(&self) -> Result<Vec<CertificateDer<'static>>> {
+    /// A TLS client configuration that trusts this cluster's CA alone.
+    pub fn tls_client_config(&self) -> Result<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in self.ca_certificates()? {
+            roots
+                .add(cert)
+                .map_err(|e| Error::Config(format!("bad CA certificate: {e}")))?;
+        }
+        Ok(
+            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Config(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+        )
+    }
+
+    fn ca_certificates(&self) -> Result<Vec<CertificateDer<'static>>> {
         let Some(pem) = &self.ca_pem else {
             return Err(Error::Config(
                 "no certificate-authority: refusing to trust any".into(),

@@ -1,7 +1,5 @@
 //! How requests reach the apiserver: over HTTPS, or in-process.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::{Request, Response};
@@ -31,19 +29,7 @@ pub struct HttpsTransport {
 
 impl HttpsTransport {
     pub fn new(config: &Kubeconfig) -> Result<HttpsTransport> {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in config.ca_certificates()? {
-            roots
-                .add(cert)
-                .map_err(|e| Error::Config(format!("bad CA certificate: {e}")))?;
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Config(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let tls = config.tls_client_config()?;
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_only()
